@@ -1,0 +1,33 @@
+import postgres from 'postgres';
+import type { PgTarget } from './target.ts';
+
+export type Sql = postgres.Sql<Record<string, never>>;
+
+export interface SqlOptions {
+  max?: number;
+  onnotice?: (n: postgres.Notice) => void;
+}
+
+/**
+ * postgres.js pool. int8 comes back as a JS number (revisions stay far below 2^53); lease IDs,
+ * which use the whole int64 range, are selected as text by the queries that need them.
+ */
+export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
+  const common = {
+    max: opts.max ?? 10,
+    idle_timeout: 0,
+    connect_timeout: 10,
+    onnotice: opts.onnotice ?? (() => undefined),
+    connection: { application_name: 'pgetcd' },
+    types: {
+      int8num: {
+        to: 20,
+        from: [20],
+        serialize: (x: number | bigint | string) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
+  };
+  if (t.url) return postgres(t.url, common) as unknown as Sql;
+  return postgres({ ...common, host: t.host, port: t.port, user: t.user, database: t.database }) as unknown as Sql;
+}

@@ -1,0 +1,100 @@
+import type { Sql } from '../db/sql.ts';
+import type { Logger } from '../log.ts';
+import { Compactor } from './compactor.ts';
+import { StoreError } from './errors.ts';
+import { toUnavailable } from './pgerrors.ts';
+import { rangeQuery } from './reader.ts';
+import type {
+  CompactResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
+  PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+} from './types.ts';
+import { checkDelete, checkPut, checkRange, checkTxn } from './validate.ts';
+import { Writer } from './writer.ts';
+
+export interface StoreOptions {
+  log: Logger;
+  maxTxnOps: number;
+  maxBatch: number;
+  maxBatchBytes: number;
+}
+
+/**
+ * etcd's KV semantics over PostgreSQL. Reads go straight to SQL (one statement, one snapshot);
+ * every mutation goes through the one group-commit writer. `bytes` is the request's encoded
+ * size, used to bound batches.
+ */
+export class Store {
+  readonly writer: Writer;
+  readonly compactor: Compactor;
+  private readonly commitListeners: Array<(revision: number) => void> = [];
+
+  constructor(readonly sql: Sql, private readonly opts: StoreOptions) {
+    this.writer = new Writer(sql, {
+      log: opts.log.child({ mod: 'writer' }),
+      maxBatch: opts.maxBatch,
+      maxBatchBytes: opts.maxBatchBytes,
+      onCommit: (rev) => { for (const l of this.commitListeners) l(rev); },
+    });
+    this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }));
+  }
+
+  /** Called after every local commit that created revisions (the watch hub listens here). */
+  onCommit(listener: (revision: number) => void): void {
+    this.commitListeners.push(listener);
+  }
+
+  async range(req: RangeRequest): Promise<RangeResponse> {
+    checkRange(req);
+    return await readOp(() => rangeQuery(this.sql, req));
+  }
+
+  put(req: PutRequest, bytes = 0): Promise<PutResponse> {
+    checkPut(req);
+    return this.writer.submit({ type: 'put', put: req }, bytes);
+  }
+
+  deleteRange(req: DeleteRangeRequest, bytes = 0): Promise<DeleteRangeResponse> {
+    checkDelete(req);
+    return this.writer.submit({ type: 'delete', delete: req }, bytes);
+  }
+
+  txn(req: TxnRequest, bytes = 0): Promise<TxnResponse> {
+    checkTxn(req, this.opts.maxTxnOps);
+    return this.writer.submit({ type: 'txn', txn: req }, bytes);
+  }
+
+  async compact(revision: number, physical: boolean): Promise<CompactResponse> {
+    const resp = await this.writer.submit({ type: 'compact', revision });
+    const done = this.compactor.run().catch((err: unknown) => {
+      this.opts.log.warn({ err }, 'physical compaction failed; it resumes on the next compaction');
+    });
+    if (physical) await done;
+    return resp;
+  }
+
+  leaseGrant(id: string, ttl: number): Promise<LeaseGrantResult> {
+    return this.writer.submit({ type: 'leaseGrant', id, ttl });
+  }
+
+  leaseRevoke(id: string): Promise<LeaseRevokeResult> {
+    return this.writer.submit({ type: 'leaseRevoke', id });
+  }
+
+  async currentRevision(): Promise<{ revision: number; compactRevision: number }> {
+    const [m] = (await readOp(() => this.sql`SELECT revision, compact_revision FROM meta WHERE id = 1`)) as unknown as Array<{ revision: number; compact_revision: number }>;
+    if (!m) throw new StoreError('Unavailable', 'meta row missing');
+    return { revision: m.revision, compactRevision: m.compact_revision };
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+  }
+}
+
+async function readOp<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    throw toUnavailable(err) ?? err;
+  }
+}

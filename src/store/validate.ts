@@ -1,0 +1,95 @@
+import { StoreError } from './errors.ts';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.ts';
+
+/** etcd's request checks (v3rpc key.go), done before a request reaches the writer. */
+
+export function checkRange(r: RangeRequest): void {
+  if (r.key.length === 0) throw new StoreError('EmptyKey');
+  if (!(r.sort_order >= 0 && r.sort_order <= 2)) throw new StoreError('InvalidSortOption');
+  if (!(r.sort_target >= 0 && r.sort_target <= 4)) throw new StoreError('InvalidSortOption');
+}
+
+export function checkPut(r: PutRequest): void {
+  if (r.key.length === 0) throw new StoreError('EmptyKey');
+  if (r.ignore_value && r.value.length !== 0) throw new StoreError('ValueProvided');
+  if (r.ignore_lease && r.lease !== '0') throw new StoreError('LeaseProvided');
+}
+
+export function checkDelete(r: DeleteRangeRequest): void {
+  if (r.key.length === 0) throw new StoreError('EmptyKey');
+}
+
+export function checkTxn(r: TxnRequest, maxTxnOps: number): void {
+  checkTxnShape(r, maxTxnOps);
+  // Overlap checks come after the shape checks so a huge request cannot make them quadratic.
+  checkIntervals(r.success);
+  checkIntervals(r.failure);
+}
+
+function checkTxnShape(r: TxnRequest, maxTxnOps: number): void {
+  const ops = Math.max(r.compare.length, r.success.length, r.failure.length);
+  if (ops > maxTxnOps) throw new StoreError('TooManyOps');
+  for (const c of r.compare) if (c.key.length === 0) throw new StoreError('EmptyKey');
+  for (const op of r.success) checkOp(op, maxTxnOps);
+  for (const op of r.failure) checkOp(op, maxTxnOps);
+}
+
+function checkOp(op: RequestOp, maxTxnOps: number): void {
+  switch (op.type) {
+    case 'range': return checkRange(op.range);
+    case 'put': return checkPut(op.put);
+    case 'delete': return checkDelete(op.delete);
+    case 'txn': return checkTxnShape(op.txn, maxTxnOps);
+  }
+}
+
+/** Half-open byte interval; `end` null = a single key, empty = to the end of the key space. */
+interface Interval { start: string; end: string | null }
+
+function toInterval(key: Buffer, rangeEnd: Buffer): Interval {
+  const start = key.toString('latin1');
+  if (rangeEnd.length === 0) return { start, end: null };
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { start, end: '' };
+  return { start, end: rangeEnd.toString('latin1') };
+}
+
+function covers(iv: Interval, k: string): boolean {
+  if (iv.end === null) return iv.start === k;
+  return k >= iv.start && (iv.end === '' || k < iv.end);
+}
+
+/**
+ * etcd forbids a txn from writing one key twice: two puts of a key at one level, a put inside a
+ * deleted range, or a put in a nested txn that collides with a put or delete at an outer level
+ * (the success and failure branches of one nested txn may put the same key: only one runs).
+ * Returns the puts and deletes of this level for the caller's checks.
+ */
+function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[] } {
+  const dels: Interval[] = [];
+  for (const op of ops) if (op.type === 'delete') dels.push(toInterval(op.delete.key, op.delete.range_end));
+  const deleted = (k: string): boolean => dels.some((iv) => covers(iv, k));
+
+  const puts = new Set<string>();
+  for (const op of ops) {
+    if (op.type !== 'txn') continue;
+    const then = checkIntervals(op.txn.success);
+    const otherwise = checkIntervals(op.txn.failure);
+    for (const k of then.puts) {
+      if (puts.has(k) || deleted(k)) throw new StoreError('DuplicateKey');
+      puts.add(k);
+    }
+    for (const k of otherwise.puts) {
+      if (puts.has(k) && !then.puts.has(k)) throw new StoreError('DuplicateKey');
+      if (deleted(k)) throw new StoreError('DuplicateKey');
+      puts.add(k);
+    }
+    dels.push(...then.dels, ...otherwise.dels);
+  }
+  for (const op of ops) {
+    if (op.type !== 'put') continue;
+    const k = op.put.key.toString('latin1');
+    if (puts.has(k) || deleted(k)) throw new StoreError('DuplicateKey');
+    puts.add(k);
+  }
+  return { puts, dels };
+}

@@ -1,0 +1,257 @@
+import type postgres from 'postgres';
+import type { Sql } from '../db/sql.ts';
+import type { Logger } from '../log.ts';
+import { BatchApplier, collect, isTombstone, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet } from './apply.ts';
+import { StoreError, isStoreError } from './errors.ts';
+import { rangeQuery } from './reader.ts';
+import type { RangeRequest, RangeResponse } from './types.ts';
+import { toUnavailable } from './pgerrors.ts';
+import { kindOf as kindOfKey } from './kind.ts';
+
+type Reserved = postgres.ReservedSql<Record<string, never>>;
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+interface Pending {
+  m: Mutation;
+  bytes: number;
+  resolve: (r: MutationResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface WriterOptions {
+  log: Logger;
+  /** Most mutations in one Postgres transaction. */
+  maxBatch: number;
+  /** Most request bytes in one transaction (a larger single request still runs alone). */
+  maxBatchBytes: number;
+  /** Called after each commit that created revisions, with the new revision. */
+  onCommit?: (revision: number) => void;
+}
+
+export interface WriterStats {
+  batches: number;
+  mutations: number;
+  failedBatches: number;
+}
+
+interface CurrentRow {
+  key: Buffer;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  lease: string;
+  value: Buffer;
+  kind: string;
+}
+
+/**
+ * The single writer of an instance, with group commit: every mutation waits in one queue; the
+ * writer takes all that is queued (bounded), and in one Postgres transaction locks `meta`, reads
+ * the keys involved, evaluates the requests in order in memory, writes every row with one
+ * set-based statement and commits once. Round trips per batch: two (BEGIN+lock+reads, then
+ * write+COMMIT), pipelined on one reserved connection.
+ */
+export class Writer {
+  readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0 };
+  private queue: Pending[] = [];
+  private running: Promise<void> | undefined;
+  private conn: Reserved | undefined;
+  private closed = false;
+
+  constructor(private readonly sql: Sql, private readonly opts: WriterOptions) {}
+
+  submit<T extends Mutation['type']>(m: Extract<Mutation, { type: T }>, bytes = 0): Promise<MutationResults[T]> {
+    if (this.closed) return Promise.reject(new StoreError('Stopped'));
+    return new Promise<MutationResults[T]>((resolve, reject) => {
+      this.queue.push({ m, bytes, resolve: resolve as (r: MutationResult) => void, reject });
+      if (!this.running) this.running = this.drain();
+    });
+  }
+
+  /** Stops taking mutations, finishes what is queued, and releases the connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.running) await this.running;
+    this.conn?.release();
+    this.conn = undefined;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.take();
+        await this.runBatch(batch);
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private take(): Pending[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length && n < this.opts.maxBatch) {
+      bytes += this.queue[n]!.bytes;
+      if (n > 0 && bytes > this.opts.maxBatchBytes) break;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  private async connection(): Promise<Reserved> {
+    if (!this.conn) this.conn = await this.sql.reserve();
+    return this.conn;
+  }
+
+  private dropConnection(): void {
+    const c = this.conn;
+    this.conn = undefined;
+    if (c) {
+      // A connection in an unknown state must not go back to the pool.
+      c.release();
+    }
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    let outcome: Array<MutationResult | StoreError>;
+    try {
+      outcome = await this.execute(batch.map((p) => p.m));
+    } catch (err) {
+      this.stats.failedBatches++;
+      this.dropConnection();
+      const unavailable = toUnavailable(err);
+      if (unavailable || batch.length === 1) {
+        if (!unavailable) this.opts.log.error({ err }, 'write failed');
+        for (const p of batch) p.reject(unavailable ?? new StoreError('Unavailable', String((err as Error).message)));
+        return;
+      }
+      // A data-dependent failure (say a key too long for a B-tree entry) must fail only the
+      // request that caused it: run each request of the batch on its own.
+      this.opts.log.warn({ err, size: batch.length }, 'write batch failed; retrying requests one by one');
+      for (const p of batch) await this.runBatch([p]);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.mutations += batch.length;
+    batch.forEach((p, i) => {
+      const r = outcome[i]!;
+      if (r instanceof StoreError) p.reject(r);
+      else p.resolve(r);
+    });
+  }
+
+  private async execute(ms: Mutation[]): Promise<Array<MutationResult | StoreError>> {
+    const conn = await this.connection();
+    const rs = newReadSet();
+    for (const m of ms) collect(rs, m);
+
+    const begin = conn`BEGIN`;
+    const meta = conn`SELECT revision, compact_revision FROM meta WHERE id = 1 FOR UPDATE` as unknown as Promise<Array<{ revision: number; compact_revision: number }>>;
+    const rows = readCurrent(conn, rs);
+    const leases = readLeases(conn, rs);
+    const historical = rs.historical.map((r) => rangeQuery(conn, r).catch((e: unknown) => (isStoreError(e) ? e : Promise.reject(e))));
+    const [, metaRows, currentRows, leaseIds, histResults] = await Promise.all([begin, meta, rows, leases, Promise.all(historical)]);
+
+    const m = metaRows[0];
+    if (!m) throw new Error('meta row missing');
+    const live = new Map<string, Entry>();
+    for (const r of currentRows) live.set(r.key.toString('latin1'), r);
+    const hist = new Map<RangeRequest, RangeResponse | StoreError>();
+    rs.historical.forEach((r, i) => hist.set(r, histResults[i]!));
+
+    const applier = new BatchApplier(live, new Set(leaseIds), m.revision, m.compact_revision, hist);
+    const results = ms.map((mu) => {
+      try {
+        return applier.apply(mu);
+      } catch (e) {
+        if (isStoreError(e)) return e;
+        throw e;
+      }
+    });
+
+    const write = writeStatement(conn, applier, m.revision, m.compact_revision);
+    if (write) await Promise.all([write, conn`COMMIT`]);
+    else await conn`COMMIT`;
+    if (applier.revision > m.revision) this.opts.onCommit?.(applier.revision);
+    return results;
+  }
+}
+
+function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
+  const parts: Fragment[] = [];
+  const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value, c.kind`;
+  if (rs.points.size > 0) {
+    const keys = [...rs.points.values()];
+    const kinds = keys.map(kindOfKey);
+    // One parameterised probe per key, pruned to the key's partition at run time.
+    parts.push(conn`SELECT ${cols} FROM unnest(${conn.array(keys, 17)}::bytea[], ${conn.array(kinds, 25)}::text[]) AS p(key, kind)
+      CROSS JOIN LATERAL (SELECT * FROM kv_current c WHERE c.key = p.key AND c.kind = p.kind) c`);
+  }
+  if (rs.ranges.length > 0) {
+    parts.push(conn`SELECT ${cols} FROM unnest(${conn.array(rs.ranges.map((r) => r.key), 17)}::bytea[], ${conn.array(rs.ranges.map((r) => r.end), 17)}::bytea[]) AS r(s, e)
+      CROSS JOIN LATERAL (SELECT * FROM kv_current c WHERE c.key >= r.s AND (r.e = '\\x'::bytea OR c.key < r.e)) c`);
+  }
+  if (rs.revokes.size > 0) {
+    parts.push(conn`SELECT ${cols} FROM kv_current c WHERE c.lease = ANY(${conn.array([...rs.revokes], 25)}::int8[])`);
+  }
+  if (parts.length === 0) return Promise.resolve([]);
+  let q = parts[0]!;
+  for (const p of parts.slice(1)) q = conn`${q} UNION ALL ${p}`;
+  return q as unknown as Promise<CurrentRow[]>;
+}
+
+async function readLeases(conn: Reserved, rs: ReadSet): Promise<string[]> {
+  if (rs.leases.size === 0) return [];
+  const rows = (await conn`SELECT id::text AS id FROM leases WHERE id = ANY(${conn.array([...rs.leases], 25)}::int8[])`) as unknown as Array<{ id: string }>;
+  return rows.map((r) => r.id);
+}
+
+/** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */
+function writeStatement(conn: Reserved, a: BatchApplier, revision: number, compactRevision: number): Fragment | undefined {
+  const ctes: Fragment[] = [];
+  const rows = a.logRows;
+  if (rows.length > 0) {
+    ctes.push(conn`l AS (INSERT INTO kv_log (mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value)
+      SELECT * FROM unnest(
+        ${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
+        ${conn.array(rows.map((r) => r.create_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.prev_revision), 20)}::int8[],
+        ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
+        ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
+        ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[]))`);
+  }
+  const ups: Entry[] = [];
+  const dels: Array<{ key: Buffer; kind: string }> = [];
+  for (const e of a.current.values()) {
+    if (isTombstone(e)) dels.push(e);
+    else ups.push(e);
+  }
+  if (ups.length > 0) {
+    ctes.push(conn`u AS (INSERT INTO kv_current (mod_revision, create_revision, version, lease, kind, key, value)
+      SELECT * FROM unnest(
+        ${conn.array(ups.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(ups.map((r) => r.create_revision), 20)}::int8[],
+        ${conn.array(ups.map((r) => r.version), 20)}::int8[], ${conn.array(ups.map((r) => r.lease), 25)}::int8[],
+        ${conn.array(ups.map((r) => r.kind), 25)}::text[], ${conn.array(ups.map((r) => r.key), 17)}::bytea[],
+        ${conn.array(ups.map((r) => r.value), 17)}::bytea[])
+      ON CONFLICT (key, kind) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, create_revision = EXCLUDED.create_revision,
+        version = EXCLUDED.version, lease = EXCLUDED.lease, value = EXCLUDED.value)`);
+  }
+  if (dels.length > 0) {
+    ctes.push(conn`d AS (DELETE FROM kv_current c USING unnest(${conn.array(dels.map((d) => d.key), 17)}::bytea[], ${conn.array(dels.map((d) => d.kind), 25)}::text[]) AS x(key, kind)
+      WHERE c.key = x.key AND c.kind = x.kind)`);
+  }
+  if (a.leaseInserts.length > 0) {
+    ctes.push(conn`li AS (INSERT INTO leases (id, ttl, expires_at)
+      SELECT id, ttl, now() + ttl * interval '1 second'
+      FROM unnest(${conn.array(a.leaseInserts.map((l) => l.id), 25)}::int8[], ${conn.array(a.leaseInserts.map((l) => l.ttl), 20)}::int8[]) AS x(id, ttl))`);
+  }
+  if (a.leaseDeletes.length > 0) {
+    ctes.push(conn`ld AS (DELETE FROM leases WHERE id = ANY(${conn.array(a.leaseDeletes, 25)}::int8[]))`);
+  }
+  if (a.revision !== revision || a.compactRevision !== compactRevision) {
+    ctes.push(conn`m AS (UPDATE meta SET revision = ${a.revision}, compact_revision = ${a.compactRevision} WHERE id = 1)`);
+  }
+  if (ctes.length === 0) return undefined;
+  let q = ctes[0]!;
+  for (const c of ctes.slice(1)) q = conn`${q}, ${c}`;
+  return conn`WITH ${q} SELECT 1`;
+}

@@ -25,3 +25,31 @@ export function describeTarget(t: PgTarget): string {
   }
   return `unix socket ${t.host}/.s.PGSQL.${t.port} database ${t.database}`;
 }
+
+/**
+ * A postgres:// URL as a target. `?host=/some/dir` (libpq's way to name a Unix socket folder)
+ * becomes a socket target, which both drivers understand.
+ */
+export function targetFromUrl(url: string): PgTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error('the database endpoint is not a valid postgres:// URL');
+  }
+  const host = u.searchParams.get('host');
+  if (host && host.startsWith('/')) {
+    return {
+      host,
+      port: u.port ? Number(u.port) : 5432,
+      user: decodeURIComponent(u.username) || 'postgres',
+      database: decodeURIComponent(u.pathname.slice(1)) || 'postgres',
+    };
+  }
+  return { url };
+}
+
+export function targetToUrl(t: PgTarget): string {
+  if (t.url) return t.url;
+  return `postgres://${encodeURIComponent(t.user ?? 'postgres')}@localhost:${t.port ?? 5432}/${encodeURIComponent(t.database ?? 'postgres')}?host=${encodeURIComponent(t.host ?? '/tmp')}`;
+}

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { bindAddress, type Config } from './config.ts';
+import { EmbeddedPostgres } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { createSql, type Sql } from './db/sql.ts';
+import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
+import type { Logger } from './log.ts';
+import { makeHeaderFn, type ServerContext } from './server/context.ts';
+import { kvService } from './server/kv.ts';
+import { loadEtcdProto, withRequestSizes } from './server/proto.ts';
+import { Store } from './store/store.ts';
+
+/** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * One pgetcd instance: its database (embedded or external), store, and gRPC server. Several
+ * instances may share one database.
+ */
+export class App {
+  readonly store: Store;
+  readonly ports: number[] = [];
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly cfg: Config,
+    readonly log: Logger,
+    readonly target: PgTarget,
+    readonly sql: Sql,
+    readonly server: grpc.Server,
+    readonly embedded: EmbeddedPostgres | undefined,
+    readonly ctx: ServerContext,
+  ) {
+    this.store = ctx.store;
+  }
+
+  static async start(cfg: Config, log: Logger): Promise<App> {
+    let embedded: EmbeddedPostgres | undefined;
+    let target: PgTarget;
+    if (cfg.endpoint) {
+      target = targetFromUrl(cfg.endpoint);
+    } else {
+      embedded = new EmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPort, tcp: cfg.embeddedTcp, log: log.child({ mod: 'embedded-pg' }) });
+      target = await embedded.start();
+    }
+    log.info({ database: describeTarget(target), embedded: !!embedded }, 'using PostgreSQL');
+    try {
+      if (cfg.migrate) await migrate(target, log.child({ mod: 'migrate' }));
+      const sql = createSql(target, { max: 16 });
+      const [meta] = (await sql`SELECT cluster_id::text AS cluster_id FROM meta WHERE id = 1`) as unknown as Array<{ cluster_id: string }>;
+      if (!meta) throw new Error('meta row missing: run the migrations');
+      const clusterId = BigInt.asUintN(64, BigInt(meta.cluster_id)).toString();
+      const memberId = memberIdFor(clusterId, cfg);
+      const store = new Store(sql, {
+        log: log.child({ mod: 'store' }),
+        maxTxnOps: cfg.maxTxnOps,
+        maxBatch: cfg.maxBatch,
+        maxBatchBytes: cfg.maxBatchBytes,
+      });
+      const ctx: ServerContext = {
+        store, log: log.child({ mod: 'grpc' }), clusterId, memberId,
+        maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
+      };
+      const server = new grpc.Server({
+        'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+        'grpc.max_send_message_length': 2 ** 31 - 1,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.http2.min_ping_interval_without_data_ms': 5000,
+      });
+      const proto = loadEtcdProto();
+      server.addService(withRequestSizes(proto.services.KV), kvService(ctx));
+      const app = new App(cfg, log, target, sql, server, embedded, ctx);
+      for (const url of cfg.listenClientUrls) {
+        const port = await new Promise<number>((resolve, reject) => {
+          server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+        });
+        app.ports.push(port);
+        log.info({ listen: url, port }, 'serving etcd gRPC');
+      }
+      return app;
+    } catch (err) {
+      await embedded?.stop();
+      throw err;
+    }
+  }
+
+  /** Graceful: stop taking calls, finish the running write batch, close streams, stop Postgres. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.log.info('shutting down');
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 5000);
+      this.server.tryShutdown(() => { clearTimeout(t); resolve(); });
+    });
+    await this.store.close();
+    await this.sql.end({ timeout: 5 });
+    await this.embedded?.stop();
+    this.log.info('stopped');
+  }
+}
+
+/** A stable uint64 member ID from the cluster ID and this member's name and URLs. */
+function memberIdFor(clusterId: string, cfg: Config): string {
+  const h = createHash('sha256').update(`${clusterId}/${cfg.name}/${cfg.advertiseClientUrls.join(',')}`).digest();
+  return h.readBigUInt64BE(0).toString();
+}

@@ -1,0 +1,45 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/store.ts';
+import { StoreError } from '../store/errors.ts';
+import { toGrpcError } from './errors.ts';
+import { requestSize } from './proto.ts';
+import type { WireHeader } from './wire.ts';
+
+/** What every gRPC service of one pgetcd instance shares. */
+export interface ServerContext {
+  store: Store;
+  log: Logger;
+  clusterId: string;
+  memberId: string;
+  /** etcd's --max-request-bytes: larger write requests get "request is too large". */
+  maxRequestBytes: number;
+  header(revision: number): WireHeader;
+}
+
+export const RAFT_TERM = 2;
+
+export function makeHeaderFn(clusterId: string, memberId: string): (revision: number) => WireHeader {
+  return (revision) => ({ cluster_id: clusterId, member_id: memberId, revision, raft_term: RAFT_TERM });
+}
+
+/** A unary handler from an async function; errors become etcd's statuses. */
+export function unary<Req extends object, Res>(
+  ctx: ServerContext,
+  f: (req: Req, size: number) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let p: Promise<Res>;
+    try {
+      p = f(call.request, requestSize(call.request));
+    } catch (err) {
+      callback(toGrpcError(err, ctx.log));
+      return;
+    }
+    p.then((res) => callback(null, res), (err: unknown) => callback(toGrpcError(err, ctx.log)));
+  };
+}
+
+export function checkSize(ctx: ServerContext, size: number): void {
+  if (size > ctx.maxRequestBytes) throw new StoreError('RequestTooLarge');
+}

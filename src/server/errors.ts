@@ -1,0 +1,45 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log.ts';
+import { StoreError, type StoreErrorCode } from '../store/errors.ts';
+
+/** etcd's gRPC errors (api/v3rpc/rpctypes): status code and exact message; clients match the text. */
+const TABLE: Record<StoreErrorCode, [grpc.status, string]> = {
+  EmptyKey: [grpc.status.INVALID_ARGUMENT, 'etcdserver: key is not provided'],
+  KeyNotFound: [grpc.status.INVALID_ARGUMENT, 'etcdserver: key not found'],
+  ValueProvided: [grpc.status.INVALID_ARGUMENT, 'etcdserver: value is provided'],
+  LeaseProvided: [grpc.status.INVALID_ARGUMENT, 'etcdserver: lease is provided'],
+  TooManyOps: [grpc.status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'],
+  DuplicateKey: [grpc.status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'],
+  InvalidSortOption: [grpc.status.INVALID_ARGUMENT, 'etcdserver: invalid sort option'],
+  Compacted: [grpc.status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'],
+  FutureRev: [grpc.status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'],
+  LeaseNotFound: [grpc.status.NOT_FOUND, 'etcdserver: requested lease not found'],
+  LeaseExist: [grpc.status.FAILED_PRECONDITION, 'etcdserver: lease already exists'],
+  LeaseTTLTooLarge: [grpc.status.OUT_OF_RANGE, 'etcdserver: too large lease TTL'],
+  RequestTooLarge: [grpc.status.INVALID_ARGUMENT, 'etcdserver: request is too large'],
+  TooManyRequests: [grpc.status.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'],
+  Stopped: [grpc.status.UNAVAILABLE, 'etcdserver: server stopped'],
+  Unavailable: [grpc.status.UNAVAILABLE, 'etcdserver: request timed out'],
+  Timeout: [grpc.status.UNAVAILABLE, 'etcdserver: request timed out'],
+  WatchCanceled: [grpc.status.CANCELLED, 'etcdserver: watch canceled'],
+};
+
+export interface GrpcError {
+  code: grpc.status;
+  details: string;
+}
+
+export function toGrpcError(err: unknown, log?: Logger): GrpcError {
+  if (err instanceof StoreError) {
+    const [code, details] = TABLE[err.code];
+    if (err.code === 'Unavailable') log?.warn({ reason: err.message }, 'request failed: database unavailable');
+    return { code, details };
+  }
+  log?.error({ err }, 'unexpected error');
+  return { code: grpc.status.UNKNOWN, details: 'etcdserver: unknown error' };
+}
+
+export function etcdError(code: StoreErrorCode): GrpcError {
+  const [c, details] = TABLE[code];
+  return { code: c, details };
+}

@@ -8,7 +8,11 @@ import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
 import type { Logger } from './log.ts';
 import { makeHeaderFn, type ServerContext } from './server/context.ts';
 import { kvService } from './server/kv.ts';
-import { loadEtcdProto, withRequestSizes } from './server/proto.ts';
+import { loadEtcdProto, withRequestSizes, type ServiceName } from './server/proto.ts';
+import type { Component } from './server/component.ts';
+import { createWatchComponent } from './watch/index.ts';
+import { createLeaseComponent } from './lease/index.ts';
+import { createMaintenanceComponent } from './server/maintenance.ts';
 import { Store } from './store/store.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
@@ -31,6 +35,7 @@ export class App {
     readonly server: grpc.Server,
     readonly embedded: EmbeddedPostgres | undefined,
     readonly ctx: ServerContext,
+    readonly components: Component[],
   ) {
     this.store = ctx.store;
   }
@@ -59,7 +64,7 @@ export class App {
         maxBatchBytes: cfg.maxBatchBytes,
       });
       const ctx: ServerContext = {
-        store, log: log.child({ mod: 'grpc' }), clusterId, memberId,
+        cfg, sql, target, store, log: log.child({ mod: 'grpc' }), clusterId, memberId,
         maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
       };
       const server = new grpc.Server({
@@ -70,7 +75,14 @@ export class App {
       });
       const proto = loadEtcdProto();
       server.addService(withRequestSizes(proto.services.KV), kvService(ctx));
-      const app = new App(cfg, log, target, sql, server, embedded, ctx);
+      const components = [createWatchComponent(ctx), createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
+      for (const c of components) {
+        for (const [name, impl] of Object.entries(c.services)) {
+          server.addService(withRequestSizes(proto.services[name as ServiceName]), impl);
+        }
+      }
+      const app = new App(cfg, log, target, sql, server, embedded, ctx, components);
+      for (const c of components) await c.start();
       for (const url of cfg.listenClientUrls) {
         const port = await new Promise<number>((resolve, reject) => {
           server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
@@ -93,6 +105,9 @@ export class App {
 
   private async doStop(): Promise<void> {
     this.log.info('shutting down');
+    // Components first: they end their streams (watch, keep-alive) with a clean status, so the
+    // gRPC server's graceful shutdown does not wait on them.
+    for (const c of [...this.components].reverse()) await c.stop();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 5000);
       this.server.tryShutdown(() => { clearTimeout(t); resolve(); });

@@ -1,4 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import type { Config } from '../config.ts';
+import type { Sql } from '../db/sql.ts';
+import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 import { StoreError } from '../store/errors.ts';
@@ -8,7 +11,12 @@ import type { WireHeader } from './wire.ts';
 
 /** What every gRPC service of one pgetcd instance shares. */
 export interface ServerContext {
+  cfg: Config;
   store: Store;
+  /** The pool (for components that need their own queries, e.g. lease renewals). */
+  sql: Sql;
+  /** Where the database is (for components that need a dedicated connection, e.g. LISTEN). */
+  target: PgTarget;
   log: Logger;
   clusterId: string;
   memberId: string;

@@ -1,0 +1,80 @@
+import { once } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App } from '../../src/app.ts';
+import { DEFAULTS, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { createTestDatabase } from './db.ts';
+
+export interface TestServer {
+  app: App;
+  /** host:port for clients. */
+  endpoint: string;
+  /** The database URL this server uses (share it to start a second instance). */
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts pgetcd in this process on a fresh database (or on `databaseUrl` to share one). */
+export async function startServer(opts: Partial<Config> & { databaseUrl?: string } = {}): Promise<TestServer> {
+  const databaseUrl = opts.databaseUrl ?? (await createTestDatabase());
+  const cfg: Config = {
+    ...DEFAULTS,
+    listenClientUrls: ['http://127.0.0.1:0'],
+    advertiseClientUrls: ['http://127.0.0.1:0'],
+    ...opts,
+    endpoint: databaseUrl,
+  };
+  const log = createLogger(process.env.PGETCD_TEST_LOG_LEVEL ?? 'silent');
+  const app = await App.start(cfg, log);
+  return { app, endpoint: `127.0.0.1:${app.ports[0]}`, databaseUrl, stop: () => app.stop() };
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ServerProcess {
+  child: ChildProcess;
+  endpoint: string;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+/** Starts pgetcd as a child process (for kill -9 and multi-process tests). */
+export async function startServerProcess(databaseUrl: string, port: number, extraArgs: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [
+    path.join(ROOT, 'bin', 'pgetcd.js'), '--endpoint', databaseUrl,
+    '--listen-client-urls', `http://127.0.0.1:${port}`, '--name', `p${port}`, '--log-level', 'info', ...extraArgs,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pgetcd did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('serving etcd gRPC')) { clearTimeout(timer); resolve(); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`pgetcd exited with ${code}: ${out}`)); });
+  });
+  const wait = async (): Promise<void> => { if (child.exitCode === null && child.signalCode === null) await once(child, 'exit'); };
+  return {
+    child,
+    endpoint: `127.0.0.1:${port}`,
+    stop: async () => { child.kill('SIGTERM'); await wait(); },
+    kill: async () => { child.kill('SIGKILL'); await wait(); },
+  };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}

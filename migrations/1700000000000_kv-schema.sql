@@ -6,7 +6,7 @@
 --               commit order equals revision order, even with several pgetcd instances.
 --   kv_log      every version of every key (the MVCC history), append-only until compaction.
 --   kv_current  the live version of each key (no tombstones): head reads and counts.
--- Both key tables are LIST-partitioned by `kind`, the resource type taken from the key
+-- kv_log is LIST-partitioned by `kind`, the resource type taken from the key
 -- (`/registry/pods/ns/name` -> 'pods'; `/registry/<group.with.dots>/<plural>/...` ->
 -- '<group>/<plural>'; anything else -> ''), so a Kubernetes list of one type touches one
 -- partition and a DBA can see, vacuum and size each type apart. Keys and values are bytea:
@@ -50,17 +50,18 @@ COMMENT ON TABLE kv_log IS 'pgetcd: MVCC history, one row per key version or tom
 -- Watchers and replays read "everything after revision R" in revision order.
 CREATE INDEX kv_log_revision ON kv_log (mod_revision, sub);
 
+-- kv_current is deliberately not partitioned: it is the hot table of every write (one upsert
+-- per key per batch) and of every head read, and a plain B-tree on key already makes a
+-- Kubernetes list of one resource type a single contiguous index range. Partitioning it
+-- would make every generic plan open and lock all partitions for no pruning benefit.
 CREATE TABLE kv_current (
+  key             bytea  PRIMARY KEY,  -- point reads and ordered range scans by key
   mod_revision    bigint NOT NULL,
   create_revision bigint NOT NULL,
   version         bigint NOT NULL,
   lease           bigint NOT NULL,
-  kind            text   NOT NULL,
-  key             bytea  NOT NULL,
-  value           bytea  NOT NULL,
-  -- Point reads and ordered range scans by key.
-  PRIMARY KEY (key, kind)
-) PARTITION BY LIST (kind);
+  value           bytea  NOT NULL
+) WITH (fillfactor = 80);  -- rows are updated in place on every write: room for HOT updates
 COMMENT ON TABLE kv_current IS 'pgetcd: the live version of every key';
 -- Lease revoke and expiry find the keys attached to a lease; most keys have none.
 CREATE INDEX kv_current_lease ON kv_current (lease) WHERE lease <> 0;
@@ -81,13 +82,9 @@ BEGIN
     ) AS t(name, kind)
   LOOP
     EXECUTE format('CREATE TABLE %I PARTITION OF kv_log FOR VALUES IN (%L)', 'kv_log_' || p.name, p.kind);
-    EXECUTE format('CREATE TABLE %I PARTITION OF kv_current FOR VALUES IN (%L) WITH (fillfactor = 80)', 'kv_current_' || p.name, p.kind);
   END LOOP;
 END $$;
 CREATE TABLE kv_log_default PARTITION OF kv_log DEFAULT;
--- kv_current rows are updated in place on every write of a key: leave room on each page so
--- most updates are HOT (no new index entries).
-CREATE TABLE kv_current_default PARTITION OF kv_current DEFAULT WITH (fillfactor = 80);
 
 CREATE TABLE leases (
   id         bigint      PRIMARY KEY,

@@ -24,8 +24,9 @@ interface RangeRow {
 
 const EMPTY = Buffer.alloc(0);
 
-function keyCond(sql: SqlLike, req: RangeRequest): Fragment {
-  const kind = kindOfRange(req.key, req.range_end);
+/** The key range condition; on kv_log (partitioned) it also names the kind when it can. */
+function keyCond(sql: SqlLike, req: RangeRequest, partitioned: boolean): Fragment {
+  const kind = partitioned ? kindOfRange(req.key, req.range_end) : undefined;
   // Naming the kind lets Postgres prune to the one partition that can hold the range.
   const k = kind !== undefined ? sql`AND kind = ${kind}` : sql``;
   if (isSingleKey(req.range_end)) return sql`key = ${req.key} ${k}`;
@@ -63,7 +64,7 @@ function value(sql: SqlLike, req: RangeRequest): Fragment {
 }
 
 function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
-  const cond = keyCond(sql, req);
+  const cond = keyCond(sql, req, false);
   const page = req.count_only
     ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
     : sql`SELECT key, create_revision, mod_revision, version, lease::text AS lease, ${value(sql, req)} AS value
@@ -82,7 +83,7 @@ function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
   return sql`
     WITH v AS (
       SELECT DISTINCT ON (key) key, create_revision, mod_revision, version, lease, deleted, value
-      FROM kv_log WHERE ${keyCond(sql, req)} AND mod_revision <= ${req.revision}
+      FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision <= ${req.revision}
       ORDER BY key, mod_revision DESC
     ), live AS (SELECT * FROM v WHERE NOT deleted)
     SELECT m.revision AS r, m.compact_revision AS c, (SELECT count(*) FROM live) AS n, p.*

@@ -41,7 +41,6 @@ interface CurrentRow {
   version: number;
   lease: string;
   value: Buffer;
-  kind: string;
 }
 
 /**
@@ -155,7 +154,7 @@ export class Writer {
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
     const live = new Map<string, Entry>();
-    for (const r of currentRows) live.set(r.key.toString('latin1'), r);
+    for (const r of currentRows) live.set(r.key.toString('latin1'), { ...r, kind: kindOfKey(r.key) });
     const hist = new Map<RangeRequest, RangeResponse | StoreError>();
     rs.historical.forEach((r, i) => hist.set(r, histResults[i]!));
 
@@ -179,13 +178,9 @@ export class Writer {
 
 function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
   const parts: Fragment[] = [];
-  const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value, c.kind`;
+  const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value`;
   if (rs.points.size > 0) {
-    const keys = [...rs.points.values()];
-    const kinds = keys.map(kindOfKey);
-    // One parameterised probe per key, pruned to the key's partition at run time.
-    parts.push(conn`SELECT ${cols} FROM unnest(${conn.array(keys, 17)}::bytea[], ${conn.array(kinds, 25)}::text[]) AS p(key, kind)
-      CROSS JOIN LATERAL (SELECT * FROM kv_current c WHERE c.key = p.key AND c.kind = p.kind) c`);
+    parts.push(conn`SELECT ${cols} FROM kv_current c WHERE c.key = ANY(${conn.array([...rs.points.values()], 17)}::bytea[])`);
   }
   if (rs.ranges.length > 0) {
     parts.push(conn`SELECT ${cols} FROM unnest(${conn.array(rs.ranges.map((r) => r.key), 17)}::bytea[], ${conn.array(rs.ranges.map((r) => r.end), 17)}::bytea[]) AS r(s, e)
@@ -220,24 +215,22 @@ function writeStatement(conn: Reserved, a: BatchApplier, revision: number, compa
         ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[]))`);
   }
   const ups: Entry[] = [];
-  const dels: Array<{ key: Buffer; kind: string }> = [];
+  const dels: Buffer[] = [];
   for (const e of a.current.values()) {
-    if (isTombstone(e)) dels.push(e);
+    if (isTombstone(e)) dels.push(e.key);
     else ups.push(e);
   }
   if (ups.length > 0) {
-    ctes.push(conn`u AS (INSERT INTO kv_current (mod_revision, create_revision, version, lease, kind, key, value)
+    ctes.push(conn`u AS (INSERT INTO kv_current (mod_revision, create_revision, version, lease, key, value)
       SELECT * FROM unnest(
         ${conn.array(ups.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(ups.map((r) => r.create_revision), 20)}::int8[],
         ${conn.array(ups.map((r) => r.version), 20)}::int8[], ${conn.array(ups.map((r) => r.lease), 25)}::int8[],
-        ${conn.array(ups.map((r) => r.kind), 25)}::text[], ${conn.array(ups.map((r) => r.key), 17)}::bytea[],
-        ${conn.array(ups.map((r) => r.value), 17)}::bytea[])
-      ON CONFLICT (key, kind) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, create_revision = EXCLUDED.create_revision,
+        ${conn.array(ups.map((r) => r.key), 17)}::bytea[], ${conn.array(ups.map((r) => r.value), 17)}::bytea[])
+      ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, create_revision = EXCLUDED.create_revision,
         version = EXCLUDED.version, lease = EXCLUDED.lease, value = EXCLUDED.value)`);
   }
   if (dels.length > 0) {
-    ctes.push(conn`d AS (DELETE FROM kv_current c USING unnest(${conn.array(dels.map((d) => d.key), 17)}::bytea[], ${conn.array(dels.map((d) => d.kind), 25)}::text[]) AS x(key, kind)
-      WHERE c.key = x.key AND c.kind = x.kind)`);
+    ctes.push(conn`d AS (DELETE FROM kv_current WHERE key = ANY(${conn.array(dels, 17)}::bytea[]))`);
   }
   if (a.leaseInserts.length > 0) {
     ctes.push(conn`li AS (INSERT INTO leases (id, ttl, expires_at)

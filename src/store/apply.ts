@@ -45,6 +45,8 @@ export function isTombstone(e: Entry | Tombstone): e is Tombstone {
 }
 
 export interface LogRow {
+  /** The key's last row in the batch: its state goes to kv_current. */
+  final: boolean;
   mod_revision: number;
   sub: number;
   create_revision: number;
@@ -57,10 +59,15 @@ export interface LogRow {
   value: Buffer;
 }
 
-/** What a batch must read before it can evaluate: keys, ranges and leases it may touch. */
+/**
+ * What a batch must read before it can evaluate: keys, ranges and leases it may touch. Values
+ * are read only where a request can observe them (prev_kv, ignore_value, VALUE compares,
+ * ranges inside a Txn); a plain Put replaces the value without reading it.
+ */
 export interface ReadSet {
-  points: Map<string, Buffer>;
-  ranges: Array<{ key: Buffer; end: Buffer }>; // end empty = to the end of the key space
+  /** Single keys, and whether their value is needed. */
+  points: Map<string, { key: Buffer; value: boolean }>;
+  ranges: Array<{ key: Buffer; end: Buffer; value: boolean }>; // end empty = to the end of the key space
   leases: Set<string>;
   revokes: Set<string>;
   historical: RangeRequest[];
@@ -70,9 +77,15 @@ export function newReadSet(): ReadSet {
   return { points: new Map(), ranges: [], leases: new Set(), revokes: new Set(), historical: [] };
 }
 
-function addRange(rs: ReadSet, key: Buffer, rangeEnd: Buffer): void {
-  if (isSingleKey(rangeEnd)) rs.points.set(key.toString('latin1'), key);
-  else rs.ranges.push({ key, end: isFromKey(rangeEnd) ? Buffer.alloc(0) : rangeEnd });
+function addRange(rs: ReadSet, key: Buffer, rangeEnd: Buffer, value: boolean): void {
+  if (isSingleKey(rangeEnd)) {
+    const k = key.toString('latin1');
+    const p = rs.points.get(k);
+    if (p) p.value ||= value;
+    else rs.points.set(k, { key, value });
+  } else {
+    rs.ranges.push({ key, end: isFromKey(rangeEnd) ? Buffer.alloc(0) : rangeEnd, value });
+  }
 }
 
 function collectOps(rs: ReadSet, ops: RequestOp[]): void {
@@ -80,14 +93,14 @@ function collectOps(rs: ReadSet, ops: RequestOp[]): void {
     switch (op.type) {
       case 'range':
         if (op.range.revision > 0) rs.historical.push(op.range);
-        else addRange(rs, op.range.key, op.range.range_end);
+        else addRange(rs, op.range.key, op.range.range_end, !op.range.keys_only && !op.range.count_only);
         break;
       case 'put':
-        addRange(rs, op.put.key, Buffer.alloc(0));
+        addRange(rs, op.put.key, Buffer.alloc(0), op.put.prev_kv || op.put.ignore_value);
         if (op.put.lease !== '0') rs.leases.add(op.put.lease);
         break;
       case 'delete':
-        addRange(rs, op.delete.key, op.delete.range_end);
+        addRange(rs, op.delete.key, op.delete.range_end, op.delete.prev_kv);
         break;
       case 'txn':
         collectTxn(rs, op.txn);
@@ -97,7 +110,7 @@ function collectOps(rs: ReadSet, ops: RequestOp[]): void {
 }
 
 function collectTxn(rs: ReadSet, t: TxnRequest): void {
-  for (const c of t.compare) addRange(rs, c.key, c.range_end);
+  for (const c of t.compare) addRange(rs, c.key, c.range_end, c.target === 3);
   collectOps(rs, t.success);
   collectOps(rs, t.failure);
 }
@@ -129,6 +142,19 @@ export class BatchApplier {
   compactChanged = false;
 
   private sortedCache: Entry[] | undefined;
+
+  /** Marks each key's last row, whose state kv_current must end up with. */
+  markFinal(): void {
+    const seen = new Set<string>();
+    for (let i = this.logRows.length - 1; i >= 0; i--) {
+      const r = this.logRows[i]!;
+      const k = r.key.toString('latin1');
+      if (!seen.has(k)) {
+        seen.add(k);
+        r.final = true;
+      }
+    }
+  }
 
   constructor(
     private readonly live: Map<string, Entry>,
@@ -223,7 +249,7 @@ export class BatchApplier {
       kind: prev ? prev.kind : kindOf(req.key),
     };
     this.logRows.push({
-      mod_revision: rev, sub: w.changes++, create_revision: entry.create_revision,
+      final: false, mod_revision: rev, sub: w.changes++, create_revision: entry.create_revision,
       prev_revision: prev ? prev.mod_revision : 0, version: entry.version, lease: entry.lease,
       deleted: false, kind: entry.kind, key: entry.key, value: entry.value,
     });
@@ -248,7 +274,7 @@ export class BatchApplier {
     const rev = w.rev + 1;
     const k = e.key.toString('latin1');
     this.logRows.push({
-      mod_revision: rev, sub: w.changes++, create_revision: 0, prev_revision: e.mod_revision,
+      final: false, mod_revision: rev, sub: w.changes++, create_revision: 0, prev_revision: e.mod_revision,
       version: 0, lease: '0', deleted: true, kind: e.kind, key: e.key, value: EMPTY,
     });
     this.live.delete(k);

@@ -1,12 +1,14 @@
 import type postgres from 'postgres';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
-import { BatchApplier, collect, isTombstone, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet } from './apply.ts';
+import { BatchApplier, collect, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
 import { rangeQuery } from './reader.ts';
 import type { RangeRequest, RangeResponse } from './types.ts';
 import { toUnavailable } from './pgerrors.ts';
 import { kindOf as kindOfKey } from './kind.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 type Reserved = postgres.ReservedSql<Record<string, never>>;
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
@@ -40,7 +42,7 @@ interface CurrentRow {
   mod_revision: number;
   version: number;
   lease: string;
-  value: Buffer;
+  value: Buffer | null;
 }
 
 /**
@@ -154,7 +156,13 @@ export class Writer {
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
     const live = new Map<string, Entry>();
-    for (const r of currentRows) live.set(r.key.toString('latin1'), { ...r, kind: kindOfKey(r.key) });
+    // A key may come back more than once (in a point and a range); keep the copy with its value.
+    for (const r of currentRows) {
+      const k = r.key.toString('latin1');
+      const had = live.get(k);
+      if (had && had.value.length > 0 && r.value === null) continue;
+      live.set(k, { ...r, value: r.value ?? EMPTY, kind: kindOfKey(r.key) });
+    }
     const hist = new Map<RangeRequest, RangeResponse | StoreError>();
     rs.historical.forEach((r, i) => hist.set(r, histResults[i]!));
 
@@ -178,16 +186,22 @@ export class Writer {
 
 function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
   const parts: Fragment[] = [];
-  const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value`;
+  const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease`;
   if (rs.points.size > 0) {
-    parts.push(conn`SELECT ${cols} FROM kv_current c WHERE c.key = ANY(${conn.array([...rs.points.values()], 17)}::bytea[])`);
+    const points = [...rs.points.values()];
+    const withValue = points.filter((p) => p.value).map((p) => p.key);
+    const value = withValue.length === 0 ? conn`NULL::bytea` : withValue.length === points.length ? conn`c.value`
+      : conn`CASE WHEN c.key = ANY(${conn.array(withValue, 17)}::bytea[]) THEN c.value END`;
+    parts.push(conn`SELECT ${cols}, ${value} AS value FROM kv_current c WHERE c.key = ANY(${conn.array(points.map((p) => p.key), 17)}::bytea[])`);
   }
   if (rs.ranges.length > 0) {
-    parts.push(conn`SELECT ${cols} FROM unnest(${conn.array(rs.ranges.map((r) => r.key), 17)}::bytea[], ${conn.array(rs.ranges.map((r) => r.end), 17)}::bytea[]) AS r(s, e)
+    parts.push(conn`SELECT ${cols}, CASE WHEN r.v THEN c.value END AS value
+      FROM unnest(${conn.array(rs.ranges.map((r) => r.key), 17)}::bytea[], ${conn.array(rs.ranges.map((r) => r.end), 17)}::bytea[],
+                  ${conn.array(rs.ranges.map((r) => r.value), 16)}::bool[]) AS r(s, e, v)
       CROSS JOIN LATERAL (SELECT * FROM kv_current c WHERE c.key >= r.s AND (r.e = '\\x'::bytea OR c.key < r.e)) c`);
   }
   if (rs.revokes.size > 0) {
-    parts.push(conn`SELECT ${cols} FROM kv_current c WHERE c.lease = ANY(${conn.array([...rs.revokes], 25)}::int8[])`);
+    parts.push(conn`SELECT ${cols}, NULL::bytea AS value FROM kv_current c WHERE c.lease = ANY(${conn.array([...rs.revokes], 25)}::int8[])`);
   }
   if (parts.length === 0) return Promise.resolve([]);
   let q = parts[0]!;
@@ -206,31 +220,23 @@ function writeStatement(conn: Reserved, a: BatchApplier, revision: number, compa
   const ctes: Fragment[] = [];
   const rows = a.logRows;
   if (rows.length > 0) {
-    ctes.push(conn`l AS (INSERT INTO kv_log (mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value)
-      SELECT * FROM unnest(
+    a.markFinal();
+    // Every row is sent once; kv_current takes each key's final row from the same source.
+    ctes.push(conn`src AS (SELECT * FROM unnest(
         ${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
         ${conn.array(rows.map((r) => r.create_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.prev_revision), 20)}::int8[],
         ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
         ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
-        ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[]))`);
-  }
-  const ups: Entry[] = [];
-  const dels: Buffer[] = [];
-  for (const e of a.current.values()) {
-    if (isTombstone(e)) dels.push(e.key);
-    else ups.push(e);
-  }
-  if (ups.length > 0) {
+        ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[],
+        ${conn.array(rows.map((r) => r.final), 16)}::bool[])
+        AS s(mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value, final))`);
+    ctes.push(conn`l AS (INSERT INTO kv_log (mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value)
+      SELECT mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value FROM src)`);
     ctes.push(conn`u AS (INSERT INTO kv_current (mod_revision, create_revision, version, lease, key, value)
-      SELECT * FROM unnest(
-        ${conn.array(ups.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(ups.map((r) => r.create_revision), 20)}::int8[],
-        ${conn.array(ups.map((r) => r.version), 20)}::int8[], ${conn.array(ups.map((r) => r.lease), 25)}::int8[],
-        ${conn.array(ups.map((r) => r.key), 17)}::bytea[], ${conn.array(ups.map((r) => r.value), 17)}::bytea[])
+      SELECT mod_revision, create_revision, version, lease, key, value FROM src WHERE final AND NOT deleted
       ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, create_revision = EXCLUDED.create_revision,
         version = EXCLUDED.version, lease = EXCLUDED.lease, value = EXCLUDED.value)`);
-  }
-  if (dels.length > 0) {
-    ctes.push(conn`d AS (DELETE FROM kv_current WHERE key = ANY(${conn.array(dels, 17)}::bytea[]))`);
+    ctes.push(conn`d AS (DELETE FROM kv_current c USING src WHERE src.final AND src.deleted AND c.key = src.key)`);
   }
   if (a.leaseInserts.length > 0) {
     ctes.push(conn`li AS (INSERT INTO leases (id, ttl, expires_at)

@@ -43,3 +43,12 @@ export function etcdError(code: StoreErrorCode): GrpcError {
   const [c, details] = TABLE[code];
   return { code: c, details };
 }
+
+/** etcd errors that do not come from the store: membership, leadership, downgrade (api/v3rpc/rpctypes). */
+export const CLUSTER_ERRORS = {
+  MemberNotFound: { code: grpc.status.NOT_FOUND, details: 'etcdserver: member not found' },
+  MemberNotLearner: { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: can only promote a learner member' },
+  MemberNotEnoughStarted: { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: re-configuration failed due to not enough started members' },
+  BadLeaderTransferee: { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: bad leader transferee' },
+  NoInflightDowngrade: { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: no inflight downgrade job' },
+} satisfies Record<string, GrpcError>;

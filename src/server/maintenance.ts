@@ -1,7 +1,98 @@
+import * as grpc from '@grpc/grpc-js';
+import { dbSize } from '../maintenance/dbsize.ts';
+import { hashAll, hashKV } from '../maintenance/hash.ts';
+import { vacuum } from '../maintenance/vacuum.ts';
+import { clusterService, unimplemented } from './cluster.ts';
 import type { Component } from './component.ts';
-import type { ServerContext } from './context.ts';
+import { RAFT_TERM, type ServerContext } from './context.ts';
+import { CLUSTER_ERRORS } from './errors.ts';
+import { RpcError, unaryRpc } from './rpcerror.ts';
+import type { Int64 } from './wire.ts';
 
-/** Maintenance (Status, Alarm, Hash...) and Cluster (MemberList...). (Being built.) */
-export function createMaintenanceComponent(_ctx: ServerContext): Component {
-  return { services: {}, start: async () => undefined, stop: async () => undefined };
+interface WireAlarmRequest { action: number; memberID: Int64; alarm: number }
+interface WireHashKVRequest { revision: Int64 }
+interface WireMoveLeaderRequest { targetID: Int64 }
+interface WireDowngradeRequest { action: number; version: string }
+
+const ALARM_ACTIVATE = 1;
+const ALARM_NONE = 0;
+const DOWNGRADE_CANCEL = 2;
+
+/** Maintenance (Status, Alarm, Hash...) and Cluster (MemberList...) for one pgetcd instance. */
+export function createMaintenanceComponent(ctx: ServerContext): Component {
+  return {
+    services: { Maintenance: maintenanceService(ctx), Cluster: clusterService(ctx) },
+    start: async () => undefined,
+    stop: async () => undefined,
+  };
+}
+
+function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementation {
+  const log = ctx.log.child({ mod: 'maintenance' });
+  const current = async (): Promise<number> => (await ctx.store.currentRevision()).revision;
+  return {
+    Status: unaryRpc(ctx, async () => {
+      const [revision, size] = await Promise.all([current(), dbSize(ctx.sql)]);
+      const index = String(revision);
+      return {
+        header: ctx.header(revision),
+        version: ctx.cfg.etcdVersion,
+        dbSize: String(size.dbSize),
+        dbSizeInUse: String(size.dbSizeInUse),
+        leader: ctx.memberId,
+        // No Raft log: the store's revision stands in for the committed and applied index.
+        raftIndex: index,
+        raftAppliedIndex: index,
+        raftTerm: String(RAFT_TERM),
+        errors: [],
+        isLearner: false,
+      };
+    }),
+
+    // pgetcd raises no alarms (PostgreSQL manages its own space): GET and DEACTIVATE answer an
+    // empty list, as etcd does with none active; activating a real alarm cannot be honoured.
+    Alarm: unaryRpc(ctx, async (req: WireAlarmRequest) => {
+      if (req.action === ALARM_ACTIVATE && req.alarm !== ALARM_NONE) {
+        throw unimplemented('pgetcd: alarms cannot be activated: PostgreSQL manages disk space and data integrity');
+      }
+      return { header: ctx.header(await current()), alarms: [] };
+    }),
+
+    Defragment: unaryRpc(ctx, async () => {
+      const t = Date.now();
+      log.info('defragment: vacuuming pgetcd tables');
+      await vacuum(ctx.sql);
+      log.info({ ms: Date.now() - t }, 'defragment finished');
+      return {}; // etcd's DefragmentResponse carries no header
+    }),
+
+    Hash: unaryRpc(ctx, async () => {
+      const h = await hashAll(ctx.sql);
+      return { header: ctx.header(h.revision), hash: h.hash };
+    }),
+
+    HashKV: unaryRpc(ctx, async (req: WireHashKVRequest) => {
+      const h = await hashKV(ctx.sql, Number(req.revision));
+      return { header: ctx.header(h.revision), hash: h.hash, compact_revision: String(h.compactRevision) };
+    }),
+
+    Snapshot: (call: grpc.ServerWritableStream<object, object>) => {
+      call.emit('error', {
+        code: grpc.status.UNIMPLEMENTED,
+        details: 'pgetcd: snapshots are PostgreSQL backups (pg_dump/pg_basebackup)',
+      });
+    },
+
+    // This member is the leader of its one-member view: moving leadership to itself succeeds
+    // at once, any other target is not a member.
+    MoveLeader: unaryRpc(ctx, async (req: WireMoveLeaderRequest) => {
+      if (req.targetID !== ctx.memberId) throw new RpcError(CLUSTER_ERRORS.BadLeaderTransferee);
+      return {}; // etcd's MoveLeaderResponse carries no header
+    }),
+
+    Downgrade: unaryRpc(ctx, async (req: WireDowngradeRequest) => {
+      if (req.action === DOWNGRADE_CANCEL) throw new RpcError(CLUSTER_ERRORS.NoInflightDowngrade);
+      throw unimplemented('pgetcd: downgrades do not apply: the reported etcd version is set with --etcd-version');
+    }),
+  };
 }

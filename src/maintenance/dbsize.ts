@@ -1,0 +1,33 @@
+import type { Sql } from '../db/sql.ts';
+import { toUnavailable } from '../store/pgerrors.ts';
+
+/** pgetcd's tables; partitioned ones are counted with all their partitions. */
+export const PGETCD_TABLES = ['meta', 'compaction', 'kv_log', 'kv_current', 'leases'];
+
+export interface DbSize {
+  /** Bytes on disk of pgetcd's tables with their indexes and TOAST (pg_total_relation_size). */
+  dbSize: number;
+  /**
+   * Estimated bytes holding live rows: each table's total size scaled by its share of live
+   * tuples (n_live_tup / (n_live_tup + n_dead_tup) from PostgreSQL's statistics); the rest is
+   * space that VACUUM frees for reuse, like the free pages etcd's defragmentation reclaims.
+   */
+  dbSizeInUse: number;
+}
+
+export async function dbSize(sql: Sql): Promise<DbSize> {
+  try {
+    const [r] = (await sql`
+      SELECT COALESCE(sum(pg_total_relation_size(t.relid)), 0)::int8 AS size,
+             COALESCE(sum(pg_total_relation_size(t.relid) *
+               CASE WHEN COALESCE(s.n_live_tup + s.n_dead_tup, 0) = 0 THEN 1
+                    ELSE s.n_live_tup::float8 / (s.n_live_tup + s.n_dead_tup) END), 0)::int8 AS in_use
+      FROM unnest(${sql.array(PGETCD_TABLES, 25)}::text[]) AS r(name)
+      CROSS JOIN LATERAL pg_partition_tree(to_regclass(r.name)) t
+      LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+      WHERE t.isleaf`) as unknown as Array<{ size: number; in_use: number }>;
+    return { dbSize: r?.size ?? 0, dbSizeInUse: r?.in_use ?? 0 };
+  } catch (err) {
+    throw toUnavailable(err) ?? err;
+  }
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type postgres from 'postgres';
+import { ELECTION_LOCK } from '../src/lease/locks.ts';
+import { createTestDatabase, sqlFor } from './helpers/db.ts';
+import { rawClients, type Raw } from './helpers/raw.ts';
+import { freePort, startServer, startServerProcess } from './helpers/server.ts';
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 20): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** application_name of the session holding the expiry role, and how many sessions wait for it. */
+async function expiryRole(sql: postgres.Sql): Promise<{ holder: string | undefined; waiting: number }> {
+  const rows = await sql`
+    SELECT a.application_name AS app, l.granted
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.objsubid = 1
+      AND l.classid = ${ELECTION_LOCK.classid}::oid AND l.objid = ${ELECTION_LOCK.objid}::oid
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  return { holder: rows.find((r) => r.granted)?.app as string | undefined, waiting: rows.filter((r) => !r.granted).length };
+}
+
+const countPrefix = async (raw: Raw, prefix: string): Promise<number> =>
+  Number((await raw.call('KV', 'Range', { key: Buffer.from(prefix), range_end: Buffer.from(prefix.slice(0, -1) + '0'), count_only: true })).count);
+
+describe('lease expiry role', () => {
+  it('moves to another instance within seconds of a kill -9, which extends leases like etcd Promote', async (t) => {
+    const databaseUrl = await createTestDatabase();
+    const sql = sqlFor(databaseUrl);
+    const portA = await freePort();
+    const a = await startServerProcess(databaseUrl, portA);
+    let b: Awaited<ReturnType<typeof startServer>> | undefined;
+    let raw: Raw | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await waitFor('A to take the expiry role', async () => ((await expiryRole(sql)).holder === `pgetcd lease expiry (p${portA})` ? true : undefined));
+      b = await startServer({ databaseUrl, name: 'b' });
+      // B waits for the role on its own session; A keeps it.
+      await waitFor('B to wait for the role', async () => ((await expiryRole(sql)).waiting === 1 ? true : undefined));
+      assert.equal((await expiryRole(sql)).holder, `pgetcd lease expiry (p${portA})`);
+
+      raw = rawClients(b.endpoint);
+      const r = raw;
+      const doomed = await r.call('Lease', 'LeaseGrant', { TTL: '2' });
+      const kept = await r.call('Lease', 'LeaseGrant', { TTL: '2' });
+      for (const k of ['a', 'b', 'c']) await r.call('KV', 'Put', { key: Buffer.from(`/fo/doomed/${k}`), value: Buffer.from('v'), lease: doomed.ID });
+      await r.call('KV', 'Put', { key: Buffer.from('/fo/kept/x'), value: Buffer.from('v'), lease: kept.ID });
+      const ka = (r.Lease as any).LeaseKeepAlive();
+      ka.on('data', () => undefined);
+      ka.on('error', () => undefined);
+      timer = setInterval(() => ka.write({ ID: kept.ID }), 500);
+
+      await new Promise((res) => setTimeout(res, 500));
+      const killedAt = Date.now();
+      await a.kill();
+      await waitFor('B to take the role', async () => ((await expiryRole(sql)).holder === 'pgetcd lease expiry (b)' ? true : undefined));
+      const tookOverAt = Date.now();
+      t.diagnostic(`expiry role moved ${tookOverAt - killedAt} ms after kill -9`);
+      assert.ok(tookOverAt - killedAt < 5000, `took over in ${tookOverAt - killedAt} ms`);
+
+      // The doomed lease had ~1.5 s left at the kill; B's Promote gave it TTL + 1 s from takeover.
+      await waitFor('the doomed keys to expire', async () => ((await countPrefix(r, '/fo/doomed/')) === 0 ? true : undefined), 15_000);
+      const goneAfter = Date.now() - tookOverAt;
+      t.diagnostic(`doomed lease expired ${goneAfter} ms after takeover (TTL 2 s + 1 s extension)`);
+      assert.ok(goneAfter >= 2500, `Promote extended the lease (gone ${goneAfter} ms after takeover)`);
+      assert.ok(goneAfter < 5000, `and B expired it (gone ${goneAfter} ms after takeover)`);
+      assert.equal(await countPrefix(r, '/fo/kept/'), 1, 'a lease kept alive through B survives the failover');
+    } finally {
+      clearInterval(timer);
+      raw?.close();
+      await b?.stop();
+      await a.kill();
+      await sql.end();
+    }
+  });
+
+  it('after a restart, extends leases whose TTL ran out while nothing was running', async () => {
+    const s1 = await startServer();
+    const sql = sqlFor(s1.databaseUrl);
+    let raw = rawClients(s1.endpoint);
+    const g = await raw.call('Lease', 'LeaseGrant', { TTL: '2' });
+    await raw.call('KV', 'Put', { key: Buffer.from('/rs/k'), value: Buffer.from('v'), lease: g.ID });
+    raw.close();
+    await s1.stop();
+    await new Promise((r) => setTimeout(r, 2500));
+    const [row] = await sql`SELECT expires_at < now() AS past FROM leases WHERE id = ${g.ID}::int8`;
+    assert.equal(row?.past, true, 'the lease is past its expiry on the database clock');
+
+    const s2 = await startServer({ databaseUrl: s1.databaseUrl });
+    raw = rawClients(s2.endpoint);
+    try {
+      // Extended to now + TTL + 1 s before the server started serving.
+      const ttl = await raw.call('Lease', 'LeaseTimeToLive', { ID: g.ID, keys: true });
+      assert.equal(ttl.grantedTTL, '2');
+      assert.ok(Number(ttl.TTL) >= 2, `remaining ${ttl.TTL}`);
+      assert.deepEqual(ttl.keys.map((k: Buffer) => k.toString()), ['/rs/k']);
+      const ka = (raw.Lease as any).LeaseKeepAlive();
+      const first = new Promise<any>((res) => ka.once('data', res));
+      ka.on('error', () => undefined);
+      ka.write({ ID: g.ID });
+      assert.equal((await first).TTL, '2', 'a keep-alive right after the restart renews it');
+      ka.end();
+      // Not kept alive any more: it expires normally.
+      await waitFor('the key to expire', async () => ((await countPrefix(raw, '/rs/')) === 0 ? true : undefined), 10_000);
+    } finally {
+      raw.close();
+      await s2.stop();
+      await sql.end();
+    }
+  });
+});

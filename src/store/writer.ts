@@ -50,14 +50,16 @@ interface CurrentRow {
  * writer takes all that is queued (bounded), and in one Postgres transaction locks `meta`, reads
  * the keys involved, evaluates the requests in order in memory, writes every row with one
  * set-based statement and commits once. Round trips per batch: two (BEGIN+lock+reads, then
- * write+COMMIT), pipelined on one reserved connection.
+ * write+COMMIT), each pipelined on a reserved connection.
  */
 export class Writer {
   readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0 };
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
-  private conn: Reserved | undefined;
   private closed = false;
+  /** Two connections: while one batch commits, the next one already waits for the meta lock. */
+  private readonly conns: Array<Reserved | undefined> = [undefined, undefined];
+  private slot = 0;
 
   constructor(private readonly sql: Sql, private readonly opts: WriterOptions) {}
 
@@ -69,20 +71,43 @@ export class Writer {
     });
   }
 
-  /** Stops taking mutations, finishes what is queued, and releases the connection. */
+  /** Stops taking mutations, finishes what is queued, and releases the connections. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.running) await this.running;
-    this.conn?.release();
-    this.conn = undefined;
+    for (let i = 0; i < this.conns.length; i++) {
+      this.conns[i]?.release();
+      this.conns[i] = undefined;
+    }
   }
 
+  /**
+   * Batches are pipelined two deep: batch N+1 sends BEGIN, the meta lock and its reads as soon
+   * as batch N has sent its write and COMMIT. Postgres makes N+1 wait on the lock until N has
+   * committed, so N+1 reads N's effects: ordering and gaplessness are the lock's, not ours.
+   */
   private async drain(): Promise<void> {
+    let committing: Promise<void> | undefined;
     try {
       while (this.queue.length > 0) {
         const batch = this.take();
-        await this.runBatch(batch);
+        const slot = this.slot;
+        this.slot ^= 1;
+        let prepared: Prepared;
+        try {
+          prepared = await this.prepare(slot, batch.map((p) => p.m));
+        } catch (err) {
+          await this.recover(slot);
+          await committing;
+          committing = undefined;
+          await this.fail(batch, err);
+          continue;
+        }
+        const commit = this.commit(slot, batch, prepared);
+        await committing;
+        committing = commit;
       }
+      await committing;
     } finally {
       this.running = undefined;
     }
@@ -99,50 +124,30 @@ export class Writer {
     return this.queue.splice(0, n);
   }
 
-  private async connection(): Promise<Reserved> {
-    if (!this.conn) this.conn = await this.sql.reserve();
-    return this.conn;
+  private async connection(slot: number): Promise<Reserved> {
+    let c = this.conns[slot];
+    if (!c) {
+      c = await this.sql.reserve();
+      this.conns[slot] = c;
+    }
+    return c;
   }
 
-  private dropConnection(): void {
-    const c = this.conn;
-    this.conn = undefined;
-    if (c) {
-      // A connection in an unknown state must not go back to the pool.
+  /** After a failure: roll back whatever is open, or give up the connection. */
+  private async recover(slot: number): Promise<void> {
+    const c = this.conns[slot];
+    if (!c) return;
+    try {
+      await c`ROLLBACK`;
+    } catch {
+      this.conns[slot] = undefined;
       c.release();
     }
   }
 
-  private async runBatch(batch: Pending[]): Promise<void> {
-    let outcome: Array<MutationResult | StoreError>;
-    try {
-      outcome = await this.execute(batch.map((p) => p.m));
-    } catch (err) {
-      this.stats.failedBatches++;
-      this.dropConnection();
-      const unavailable = toUnavailable(err);
-      if (unavailable || batch.length === 1) {
-        if (!unavailable) this.opts.log.error({ err }, 'write failed');
-        for (const p of batch) p.reject(unavailable ?? new StoreError('Unavailable', String((err as Error).message)));
-        return;
-      }
-      // A data-dependent failure (say a key too long for a B-tree entry) must fail only the
-      // request that caused it: run each request of the batch on its own.
-      this.opts.log.warn({ err, size: batch.length }, 'write batch failed; retrying requests one by one');
-      for (const p of batch) await this.runBatch([p]);
-      return;
-    }
-    this.stats.batches++;
-    this.stats.mutations += batch.length;
-    batch.forEach((p, i) => {
-      const r = outcome[i]!;
-      if (r instanceof StoreError) p.reject(r);
-      else p.resolve(r);
-    });
-  }
-
-  private async execute(ms: Mutation[]): Promise<Array<MutationResult | StoreError>> {
-    const conn = await this.connection();
+  /** Phase 1: lock, read, evaluate. Nothing is written yet. */
+  private async prepare(slot: number, ms: Mutation[]): Promise<Prepared> {
+    const conn = await this.connection(slot);
     const rs = newReadSet();
     for (const m of ms) collect(rs, m);
 
@@ -175,13 +180,65 @@ export class Writer {
         throw e;
       }
     });
-
-    const write = writeStatement(conn, applier, m.revision, m.compact_revision);
-    if (write) await Promise.all([write, conn`COMMIT`]);
-    else await conn`COMMIT`;
-    if (applier.revision > m.revision) this.opts.onCommit?.(applier.revision);
-    return results;
+    return { results, applier, revision: m.revision, compactRevision: m.compact_revision };
   }
+
+  /** Phase 2: one write statement and COMMIT, pipelined; then answer the batch. */
+  private async commit(slot: number, batch: Pending[], p: Prepared): Promise<void> {
+    try {
+      const conn = await this.connection(slot);
+      const write = writeStatement(conn, p.applier, p.revision, p.compactRevision);
+      if (write) await Promise.all([write, conn`COMMIT`]);
+      else await conn`COMMIT`;
+    } catch (err) {
+      await this.recover(slot);
+      await this.fail(batch, err);
+      return;
+    }
+    if (p.applier.revision > p.revision) this.opts.onCommit?.(p.applier.revision);
+    this.stats.batches++;
+    this.stats.mutations += batch.length;
+    batch.forEach((q, i) => {
+      const r = p.results[i]!;
+      if (r instanceof StoreError) q.reject(r);
+      else q.resolve(r);
+    });
+  }
+
+  private async fail(batch: Pending[], err: unknown): Promise<void> {
+    this.stats.failedBatches++;
+    const unavailable = toUnavailable(err);
+    if (unavailable || batch.length === 1) {
+      if (!unavailable) this.opts.log.error({ err }, 'write failed');
+      for (const p of batch) p.reject(unavailable ?? new StoreError('Unavailable', String((err as Error).message)));
+      return;
+    }
+    // A data-dependent failure (say a key too long for a B-tree entry) must fail only the
+    // request that caused it: run each request of the batch on its own.
+    this.opts.log.warn({ err, size: batch.length }, 'write batch failed; retrying requests one by one');
+    for (const q of batch) await this.runAlone(q);
+  }
+
+  private async runAlone(q: Pending): Promise<void> {
+    const slot = this.slot;
+    this.slot ^= 1;
+    let prepared: Prepared;
+    try {
+      prepared = await this.prepare(slot, [q.m]);
+    } catch (err) {
+      await this.recover(slot);
+      await this.fail([q], err);
+      return;
+    }
+    await this.commit(slot, [q], prepared);
+  }
+}
+
+interface Prepared {
+  results: Array<MutationResult | StoreError>;
+  applier: BatchApplier;
+  revision: number;
+  compactRevision: number;
 }
 
 function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {

@@ -81,6 +81,39 @@ describe('lease expiry role', () => {
     }
   });
 
+  it('takes the role again on a new session when its database session is killed', async (t) => {
+    const srv = await startServer({ name: 'term' });
+    const sql = sqlFor(srv.databaseUrl);
+    const raw = rawClients(srv.endpoint);
+    const holderPid = async (): Promise<number | undefined> => {
+      const [r] = await sql`
+        SELECT l.pid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.classid = ${ELECTION_LOCK.classid}::oid AND l.objid = ${ELECTION_LOCK.objid}::oid
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+      return r?.pid as number | undefined;
+    };
+    try {
+      const first = await waitFor('a holder', holderPid);
+      const g = await raw.call('Lease', 'LeaseGrant', { TTL: '2' });
+      await raw.call('KV', 'Put', { key: Buffer.from('/term/k'), value: Buffer.from('v'), lease: g.ID });
+      const killedAt = Date.now();
+      await sql`SELECT pg_terminate_backend(${first})`;
+      const second = await waitFor('a new holder session', async () => {
+        const p = await holderPid();
+        return p !== undefined && p !== first ? p : undefined;
+      });
+      t.diagnostic(`role re-taken on a new session ${Date.now() - killedAt} ms after pg_terminate_backend`);
+      assert.notEqual(second, first);
+      // Leases still expire once the role is back.
+      await waitFor('the key to expire', async () => ((await countPrefix(raw, '/term/')) === 0 ? true : undefined), 10_000);
+    } finally {
+      raw.close();
+      await srv.stop();
+      await sql.end();
+    }
+  });
+
   it('after a restart, extends leases whose TTL ran out while nothing was running', async () => {
     const s1 = await startServer();
     const sql = sqlFor(s1.databaseUrl);

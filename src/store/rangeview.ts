@@ -37,10 +37,21 @@ function cmp(a: number | Buffer, b: number | Buffer): number {
   return Buffer.compare(a as Buffer, b as Buffer);
 }
 
+/**
+ * etcd fetches only limit+1 keys (in key order) before sorting when the request sets no sort
+ * order and no revision filter: a non-KEY target with order NONE then sorts just that page.
+ */
+export function limitsBeforeSort(req: RangeRequest): boolean {
+  return req.limit > 0 && req.sort_order === 0 && req.sort_target !== 0 &&
+    req.min_mod_revision === 0 && req.max_mod_revision === 0 &&
+    req.min_create_revision === 0 && req.max_create_revision === 0;
+}
+
 export function finishRange(req: RangeRequest, inRangeSorted: KeyValue[], revision: number): RangeResponse {
   const count = inRangeSorted.length;
   if (req.count_only) return { header: { revision }, kvs: [], more: false, count };
-  let kvs = inRangeSorted.filter((kv) =>
+  const candidates = limitsBeforeSort(req) ? inRangeSorted.slice(0, req.limit + 1) : inRangeSorted;
+  let kvs = candidates.filter((kv) =>
     (req.min_mod_revision === 0 || kv.mod_revision >= req.min_mod_revision) &&
     (req.max_mod_revision === 0 || kv.mod_revision <= req.max_mod_revision) &&
     (req.min_create_revision === 0 || kv.create_revision >= req.min_create_revision) &&
@@ -82,7 +93,7 @@ export function compareOne(c: Compare, kv: KeyValue | undefined): boolean {
       result = a < b ? -1 : a > b ? 1 : 0;
       break;
     }
-    default: return false;
+    default: result = 0; // etcd: an unknown target compares as equal
   }
   switch (c.result) {
     case 0: return result === 0;

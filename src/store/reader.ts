@@ -2,7 +2,7 @@ import type postgres from 'postgres';
 import type { Sql } from '../db/sql.ts';
 import { StoreError } from './errors.ts';
 import { kindOfRange } from './kind.ts';
-import { isFromKey, isSingleKey } from './rangeview.ts';
+import { isFromKey, isSingleKey, limitsBeforeSort } from './rangeview.ts';
 import type { KeyValue, RangeRequest, RangeResponse } from './types.ts';
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
@@ -44,14 +44,18 @@ function filters(sql: SqlLike, req: RangeRequest): Fragment {
 
 const SORT_COLUMNS = ['key', 'version', 'create_revision', 'mod_revision', 'value'] as const;
 
-/** etcd's sort rules: a non-key target with no order sorts ascending; ties keep key order. */
+/**
+ * etcd's sort rules: a non-key target with no order sorts ascending; ties keep key order.
+ * Columns are qualified with the source's alias `t` so that ORDER BY value sorts by the stored
+ * value even when keys_only blanks the output column of the same name.
+ */
 function orderBy(sql: SqlLike, req: RangeRequest): Fragment {
   let order = req.sort_order;
   if (req.sort_target !== 0 && order === 0) order = 1;
-  if (order === 0 || (req.sort_target === 0 && order === 1)) return sql`ORDER BY key`;
+  if (order === 0 || (req.sort_target === 0 && order === 1)) return sql`ORDER BY t.key`;
   const col = sql(SORT_COLUMNS[req.sort_target]!);
-  if (req.sort_target === 0) return sql`ORDER BY key DESC`;
-  return order === 2 ? sql`ORDER BY ${col} DESC, key` : sql`ORDER BY ${col}, key`;
+  if (req.sort_target === 0) return sql`ORDER BY t.key DESC`;
+  return order === 2 ? sql`ORDER BY t.${col} DESC, t.key` : sql`ORDER BY t.${col}, t.key`;
 }
 
 function limit(sql: SqlLike, req: RangeRequest): Fragment {
@@ -59,16 +63,28 @@ function limit(sql: SqlLike, req: RangeRequest): Fragment {
   return req.limit > 0 ? sql`LIMIT ${req.limit + 1}` : sql``;
 }
 
+/**
+ * The rows of a range, filtered, sorted and limited as etcd does. `source` is a table or CTE
+ * holding the live versions and `cond` selects the range in it.
+ */
+function pageQuery(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment): Fragment {
+  const cols = sql`t.key, t.create_revision, t.mod_revision, t.version, t.lease::text AS lease, ${value(sql, req)} AS value`;
+  if (limitsBeforeSort(req)) {
+    // etcd takes the first limit+1 keys in key order, then sorts only those.
+    return sql`SELECT ${cols} FROM (SELECT * FROM ${source} WHERE ${cond} ORDER BY key ${limit(sql, req)}) t ${orderBy(sql, req)}`;
+  }
+  return sql`SELECT ${cols} FROM ${source} t WHERE ${cond} ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
+}
+
 function value(sql: SqlLike, req: RangeRequest): Fragment {
-  return req.keys_only ? sql`'\\x'::bytea` : sql`value`;
+  return req.keys_only ? sql`'\\x'::bytea` : sql`t.value`;
 }
 
 function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
   const cond = keyCond(sql, req, false);
   const page = req.count_only
     ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
-    : sql`SELECT key, create_revision, mod_revision, version, lease::text AS lease, ${value(sql, req)} AS value
-          FROM kv_current WHERE ${cond} ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
+    : pageQuery(sql, req, sql`kv_current`, cond);
   return sql`
     SELECT m.revision AS r, m.compact_revision AS c,
            (SELECT count(*) FROM kv_current WHERE ${cond}) AS n, p.*
@@ -78,8 +94,7 @@ function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
 function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
   const page = req.count_only
     ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
-    : sql`SELECT key, create_revision, mod_revision, version, lease::text AS lease, ${value(sql, req)} AS value
-          FROM live WHERE true ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
+    : pageQuery(sql, req, sql`live`, sql`true`);
   return sql`
     WITH v AS (
       SELECT DISTINCT ON (key) key, create_revision, mod_revision, version, lease, deleted, value

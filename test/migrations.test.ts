@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { migrate } from '../src/db/migrate.ts';
+import { targetFromUrl } from '../src/db/target.ts';
+import { createLogger } from '../src/log.ts';
+import { createTestDatabase, sqlFor } from './helpers/db.ts';
+
+describe('migrations', () => {
+  it('apply, roll back completely and apply again', async () => {
+    const url = await createTestDatabase();
+    const target = targetFromUrl(url);
+    const log = createLogger('silent');
+    const up = await migrate(target, log);
+    assert.ok(up.length >= 2);
+    const down = await migrate(target, log, 'down', Infinity);
+    assert.equal(down.length, up.length);
+    const sql = sqlFor(url);
+    try {
+      const [t] = await sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'pgmigrations'`;
+      assert.equal(t!.n, 0, 'down migrations leave no tables behind');
+      assert.deepEqual(await migrate(target, log), up);
+      const parts = await sql`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'kv_log' ORDER BY 1`;
+      assert.ok(parts.some((p) => p.relname === 'kv_log_pods'));
+      assert.ok(parts.some((p) => p.relname === 'kv_log_default'));
+      const [m] = await sql`SELECT revision::int, compact_revision::int FROM meta`;
+      assert.deepEqual({ ...m }, { revision: 1, compact_revision: 0 });
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('two instances migrating at once take turns', async () => {
+    const url = await createTestDatabase();
+    const target = targetFromUrl(url);
+    const log = createLogger('silent');
+    const [a, b] = await Promise.all([migrate(target, log), migrate(target, log)]);
+    assert.equal(a.length + b.length, Math.max(a.length, b.length), 'exactly one of them applied the migrations');
+  });
+});

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/sql.ts';
 import type { Store } from '../store/store.ts';
+import type { LeaseGrantResult } from '../store/types.ts';
 import { isStoreError } from '../store/errors.ts';
 import { randomLeaseId } from './ids.ts';
 import { canonicalId, grantedTtl } from './limits.ts';
@@ -36,7 +37,7 @@ export class Lessor {
   async grant(id: string, ttl: string | number): Promise<Granted> {
     const t = grantedTtl(ttl);
     const wanted = canonicalId(id);
-    let r;
+    let r: LeaseGrantResult;
     if (wanted !== '0') {
       r = await this.store.leaseGrant(wanted, t);
     } else {

@@ -25,6 +25,8 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 export class App {
   readonly store: Store;
   readonly ports: number[] = [];
+  /** Components whose start() succeeded, stopped in reverse on shutdown. */
+  readonly started: Component[] = [];
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -53,8 +55,14 @@ export class App {
     try {
       if (cfg.migrate) await migrate(target, log.child({ mod: 'migrate' }));
       const sql = createSql(target, { max: 16 });
-      const [meta] = (await sql`SELECT cluster_id::text AS cluster_id FROM meta WHERE id = 1`) as unknown as Array<{ cluster_id: string }>;
-      if (!meta) throw new Error('meta row missing: run the migrations');
+      const [meta] = (await sql`SELECT cluster_id::text AS cluster_id FROM meta WHERE id = 1`.catch(async (err: unknown) => {
+        await sql.end({ timeout: 1 });
+        throw err;
+      })) as unknown as Array<{ cluster_id: string }>;
+      if (!meta) {
+        await sql.end({ timeout: 1 });
+        throw new Error('meta row missing: run the migrations');
+      }
       const clusterId = BigInt.asUintN(64, BigInt(meta.cluster_id)).toString();
       const memberId = memberIdFor(clusterId, cfg);
       const store = new Store(sql, {
@@ -64,7 +72,7 @@ export class App {
         maxBatchBytes: cfg.maxBatchBytes,
       });
       const ctx: ServerContext = {
-        cfg, sql, target, store, log: log.child({ mod: 'grpc' }), clusterId, memberId,
+        cfg, sql, target, store, log, clusterId, memberId,
         maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
       };
       const server = new grpc.Server({
@@ -82,13 +90,21 @@ export class App {
         }
       }
       const app = new App(cfg, log, target, sql, server, embedded, ctx, components);
-      for (const c of components) await c.start();
-      for (const url of cfg.listenClientUrls) {
-        const port = await new Promise<number>((resolve, reject) => {
-          server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-        });
-        app.ports.push(port);
-        log.info({ listen: url, port }, 'serving etcd gRPC');
+      try {
+        for (const c of components) {
+          await c.start();
+          app.started.push(c);
+        }
+        for (const url of cfg.listenClientUrls) {
+          const port = await new Promise<number>((resolve, reject) => {
+            server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+          });
+          app.ports.push(port);
+          log.info({ listen: url, port }, 'serving etcd gRPC');
+        }
+      } catch (err) {
+        await app.stop();
+        throw err;
       }
       return app;
     } catch (err) {
@@ -107,7 +123,7 @@ export class App {
     this.log.info('shutting down');
     // Components first: they end their streams (watch, keep-alive) with a clean status, so the
     // gRPC server's graceful shutdown does not wait on them.
-    for (const c of [...this.components].reverse()) await c.stop();
+    for (const c of [...this.started].reverse()) await c.stop().catch((err: unknown) => this.log.warn({ err }, 'stopping a component failed'));
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 5000);
       this.server.tryShutdown(() => { clearTimeout(t); resolve(); });

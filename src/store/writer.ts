@@ -258,7 +258,8 @@ function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
       CROSS JOIN LATERAL (SELECT * FROM kv_current c WHERE c.key >= r.s AND (r.e = '\\x'::bytea OR c.key < r.e)) c`);
   }
   if (rs.revokes.size > 0) {
-    parts.push(conn`SELECT ${cols}, NULL::bytea AS value FROM kv_current c WHERE c.lease = ANY(${conn.array([...rs.revokes], 25)}::int8[])`);
+    parts.push(conn`SELECT ${cols}, NULL::bytea AS value FROM kv_current c
+      WHERE c.lease = ANY(${conn.array([...rs.revokes], 25)}::int8[]) AND c.lease <> 0 -- lets a generic plan use the partial index`);
   }
   if (parts.length === 0) return Promise.resolve([]);
   let q = parts[0]!;

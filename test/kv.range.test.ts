@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { Etcd3 } from 'etcd3';
-import { startServer, type TestServer } from './helpers/server.ts';
-import { expectGrpcError, rawClients, type Raw } from './helpers/raw.ts';
+import { expectGrpcError } from './helpers/raw.ts';
+import { againstEtcd, openTarget, type KvTarget } from './helpers/kvtarget.ts';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 const ALL = { key: B('\0'), range_end: B('\0') };
@@ -25,24 +24,11 @@ function row(kv: any): [string, number, number, number, string, string] {
   return [kv.key.toString('latin1'), Number(kv.create_revision), Number(kv.mod_revision), Number(kv.version), kv.value.toString('latin1'), kv.lease];
 }
 
-interface Server { srv: TestServer; raw: Raw; etcd: Etcd3 }
-
-async function open(): Promise<Server> {
-  const srv = await startServer();
-  return { srv, raw: rawClients(srv.endpoint), etcd: new Etcd3({ hosts: srv.endpoint }) };
-}
-
-async function close(s: Server | undefined): Promise<void> {
-  if (!s) return;
-  s.etcd.close();
-  s.raw.close();
-  await s.srv.stop();
-}
 
 describe('revisions and versions', () => {
-  let s: Server;
-  before(async () => { s = await open(); });
-  after(() => close(s));
+  let s: KvTarget;
+  before(async () => { s = await openTarget(); });
+  after(() => s?.stop());
 
   it('an empty store is at revision 1 and headers carry cluster_id, member_id and raft_term', async () => {
     const r = await s.raw.call('KV', 'Range', { key: B('a') });
@@ -152,11 +138,11 @@ describe('revisions and versions', () => {
 });
 
 describe('Range', () => {
-  let s: Server;
+  let s: KvTarget;
   const range = (req: object): Promise<any> => s.raw.call('KV', 'Range', req);
 
   before(async () => {
-    s = await open();
+    s = await openTarget();
     // The same history etcd was given: a, ab, b, c, d end up with distinct
     // create/mod revisions, versions and values.
     const put = (k: string, v: string): Promise<unknown> => s.raw.call('KV', 'Put', { key: B(k), value: B(v) });
@@ -171,7 +157,7 @@ describe('Range', () => {
     await put('d', '0'); // 10
     await put('ab', 'z'); // 11
   });
-  after(() => close(s));
+  after(() => s?.stop());
 
   it('returns every field of every key with key "\\0" and range_end "\\0"', async () => {
     const r = await range(ALL);
@@ -332,7 +318,7 @@ describe('Range', () => {
     await expectGrpcError(range({ key: B(''), range_end: B('\0') }), grpc.status.INVALID_ARGUMENT, 'etcdserver: key is not provided');
   });
 
-  it('rejects an unknown sort order or target with "invalid sort option"', async () => {
+  it('rejects an unknown sort order or target with "invalid sort option"', { skip: againstEtcd() && 'etcd < 3.6 crashes on it' }, async () => {
     // etcd 3.5 panics on an unknown sort target and ignores an unknown order; 3.6 answers both
     // with ErrGRPCInvalidSortOption, which is what a server must do instead of crashing.
     await expectGrpcError(range({ key: B('a'), sort_order: 7 }), grpc.status.INVALID_ARGUMENT, 'etcdserver: invalid sort option');
@@ -357,9 +343,9 @@ describe('Range', () => {
 });
 
 describe('bytes', () => {
-  let s: Server;
-  before(async () => { s = await open(); });
-  after(() => close(s));
+  let s: KvTarget;
+  before(async () => { s = await openTarget(); });
+  after(() => s?.stop());
   const H = (h: string): Buffer => Buffer.from(h, 'hex');
 
   it('keys and values with NUL and non-UTF-8 bytes round-trip, and keys order bytewise', async () => {

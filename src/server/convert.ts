@@ -1,4 +1,3 @@
-import { StoreError } from '../store/errors.ts';
 import type {
   Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 } from '../store/types.ts';
@@ -48,8 +47,8 @@ function opFromWire(op: WireRequestOp): RequestOp {
     case 'request_delete_range': if (op.request_delete_range) return { type: 'delete', delete: deleteFromWire(op.request_delete_range) }; break;
     case 'request_txn': if (op.request_txn) return { type: 'txn', txn: txnFromWire(op.request_txn) }; break;
   }
-  // etcd answers an empty RequestOp with "key not found".
-  throw new StoreError('KeyNotFound');
+  // etcd answers an empty RequestOp with "key not found" (when it validates the txn).
+  return { type: 'empty' };
 }
 
 export function txnFromWire(t: WireTxnRequest): TxnRequest {
@@ -72,4 +71,37 @@ function responseOpToWire(r: ResponseOp): object {
     case 'delete': return { response_delete_range: r.delete };
     case 'txn': return { response_txn: { header: r.txn.header, ...txnToWire(r.txn) } };
   }
+}
+
+function varintLength(n: bigint): number {
+  let len = 1;
+  while (n >= 0x80n) {
+    n >>= 7n;
+    len++;
+  }
+  return len;
+}
+
+/**
+ * etcd limits the raft entry that carries a write (--max-request-bytes), not the gRPC message:
+ * the request travels inside an InternalRaftRequest whose RequestHeader holds a request ID with
+ * the member ID's low 16 bits on top. Returns the entry's bytes beyond the request itself, save
+ * the request's length prefix (see raftEntrySize).
+ */
+export function raftEnvelopeBytes(memberId: string): number {
+  const requestId = (BigInt.asUintN(16, BigInt(memberId)) << 48n) | (1n << 47n);
+  const header = 1 + varintLength(requestId); // RequestHeader { ID }
+  // header: field 100 tag (2 bytes) + length (1) + body; request: field tag (1 byte)
+  return 2 + 1 + header + 1;
+}
+
+/** The encoded size of the raft entry for a write request of `size` bytes. */
+export function raftEntrySize(envelope: number, size: number): number {
+  return envelope + varintLength(BigInt(size)) + size;
+}
+
+/** etcd sends a txn through raft (and so limits its size) only when it may write. */
+export function isTxnReadOnly(t: WireTxnRequest): boolean {
+  const ops = (o: WireRequestOp): boolean => o.request === 'request_range';
+  return t.success.every(ops) && t.failure.every(ops);
 }

@@ -1,28 +1,40 @@
 import type * as grpc from '@grpc/grpc-js';
 import { checkSize, unary, type ServerContext } from './context.ts';
-import { deleteFromWire, putFromWire, rangeFromWire, txnFromWire, txnToWire } from './convert.ts';
+import {
+  deleteFromWire, isTxnReadOnly, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
+} from './convert.ts';
+import { checkDelete, checkPut, checkTxn } from '../store/validate.ts';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.ts';
 
 /** etcdserverpb.KV: translation only; semantics live in the store. */
 export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation {
+  const envelope = raftEnvelopeBytes(ctx.memberId);
+  const checkWriteSize = (size: number): void => checkSize(ctx, raftEntrySize(envelope, size));
   return {
     Range: unary(ctx, async (req: WireRangeRequest) => {
       const r = await ctx.store.range(rangeFromWire(req));
       return { header: ctx.header(r.header.revision), kvs: r.kvs, more: r.more, count: r.count };
     }),
+    // As etcd: the request's own checks first, then the size of its raft entry.
     Put: unary(ctx, async (req: WirePutRequest, size) => {
-      checkSize(ctx, size);
-      const r = await ctx.store.put(putFromWire(req), size);
+      const put = putFromWire(req);
+      checkPut(put);
+      checkWriteSize(size);
+      const r = await ctx.store.put(put, size);
       return { header: ctx.header(r.header.revision), prev_kv: r.prev_kv };
     }),
     DeleteRange: unary(ctx, async (req: WireDeleteRangeRequest, size) => {
-      checkSize(ctx, size);
-      const r = await ctx.store.deleteRange(deleteFromWire(req), size);
+      const del = deleteFromWire(req);
+      checkDelete(del);
+      checkWriteSize(size);
+      const r = await ctx.store.deleteRange(del, size);
       return { header: ctx.header(r.header.revision), deleted: r.deleted, prev_kvs: r.prev_kvs };
     }),
     Txn: unary(ctx, async (req: WireTxnRequest, size) => {
-      checkSize(ctx, size);
-      const r = await ctx.store.txn(txnFromWire(req), size);
+      const txn = txnFromWire(req);
+      checkTxn(txn, ctx.cfg.maxTxnOps);
+      if (!isTxnReadOnly(req)) checkWriteSize(size);
+      const r = await ctx.store.txn(txn, size);
       return { header: ctx.header(r.header.revision), ...txnToWire(r) };
     }),
     Compact: unary(ctx, async (req: WireCompactionRequest) => {

@@ -89,7 +89,9 @@ export type RequestOp =
   | { type: 'range'; range: RangeRequest }
   | { type: 'put'; put: PutRequest }
   | { type: 'delete'; delete: DeleteRangeRequest }
-  | { type: 'txn'; txn: TxnRequest };
+  | { type: 'txn'; txn: TxnRequest }
+  /** A RequestOp with no request set: etcd rejects the whole txn ("key not found"). */
+  | { type: 'empty' };
 
 export type ResponseOp =
   | { type: 'range'; range: RangeResponse }

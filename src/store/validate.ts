@@ -9,10 +9,19 @@ export function checkRange(r: RangeRequest): void {
   if (!(r.sort_target >= 0 && r.sort_target <= 4)) throw new StoreError('InvalidSortOption');
 }
 
+/**
+ * Longest key a Put accepts. Keys live in B-tree primary keys (kv_current, kv_log), whose
+ * entries must fit in a third of a page (2704 bytes, kind and revision included); a longer key
+ * would fail inside the write batch. etcd itself has no key limit below --max-request-bytes:
+ * pgetcd answers such a Put with etcd's "request is too large" instead.
+ */
+export const MAX_KEY_BYTES = 2048;
+
 export function checkPut(r: PutRequest): void {
   if (r.key.length === 0) throw new StoreError('EmptyKey');
   if (r.ignore_value && r.value.length !== 0) throw new StoreError('ValueProvided');
   if (r.ignore_lease && r.lease !== '0') throw new StoreError('LeaseProvided');
+  if (r.key.length > MAX_KEY_BYTES) throw new StoreError('RequestTooLarge', `key of ${r.key.length} bytes`);
 }
 
 export function checkDelete(r: DeleteRangeRequest): void {
@@ -30,8 +39,9 @@ function checkTxnShape(r: TxnRequest, maxTxnOps: number): void {
   const ops = Math.max(r.compare.length, r.success.length, r.failure.length);
   if (ops > maxTxnOps) throw new StoreError('TooManyOps');
   for (const c of r.compare) if (c.key.length === 0) throw new StoreError('EmptyKey');
-  for (const op of r.success) checkOp(op, maxTxnOps);
-  for (const op of r.failure) checkOp(op, maxTxnOps);
+  // As etcd: a nested txn may use only what its parent left of the budget.
+  for (const op of r.success) checkOp(op, maxTxnOps - ops);
+  for (const op of r.failure) checkOp(op, maxTxnOps - ops);
 }
 
 function checkOp(op: RequestOp, maxTxnOps: number): void {
@@ -40,22 +50,26 @@ function checkOp(op: RequestOp, maxTxnOps: number): void {
     case 'put': return checkPut(op.put);
     case 'delete': return checkDelete(op.delete);
     case 'txn': return checkTxnShape(op.txn, maxTxnOps);
+    case 'empty': throw new StoreError('KeyNotFound');
   }
 }
 
-/** Half-open byte interval; `end` null = a single key, empty = to the end of the key space. */
+/** Half-open byte interval; `end` null = a single key. */
 interface Interval { start: string; end: string | null }
 
+/**
+ * etcd takes a delete's range_end literally here: a from-key delete (range_end "\0") is the
+ * empty interval [key, "\0") for this check, so it collides with no put.
+ */
 function toInterval(key: Buffer, rangeEnd: Buffer): Interval {
   const start = key.toString('latin1');
   if (rangeEnd.length === 0) return { start, end: null };
-  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { start, end: '' };
   return { start, end: rangeEnd.toString('latin1') };
 }
 
 function covers(iv: Interval, k: string): boolean {
   if (iv.end === null) return iv.start === k;
-  return k >= iv.start && (iv.end === '' || k < iv.end);
+  return k >= iv.start && k < iv.end;
 }
 
 /**

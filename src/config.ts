@@ -16,6 +16,8 @@ export interface Config {
   maxBatch: number;
   maxBatchBytes: number;
   progressNotifyIntervalMs: number;
+  /** Bytes of watch responses a stream may hold unread before its watchers are canceled. */
+  watchMaxQueuedBytes: number;
   etcdVersion: string;
   logLevel: string;
 }
@@ -34,6 +36,7 @@ export const DEFAULTS: Config = {
   maxBatch: 512,
   maxBatchBytes: 8 * 1024 * 1024,
   progressNotifyIntervalMs: 10 * 60 * 1000,
+  watchMaxQueuedBytes: 32 * 1024 * 1024,
   etcdVersion: '3.5.17',
   logLevel: 'info',
 };
@@ -56,6 +59,7 @@ An etcd v3 server whose state lives in PostgreSQL.
   --max-batch N                        most write requests per Postgres transaction (default 512)
   --max-batch-bytes N                  most request bytes per Postgres transaction (default 8 MiB)
   --experimental-watch-progress-notify-interval DURATION  (default 10m)
+  --watch-max-queued-bytes N           unread watch responses a stream may hold before its watchers are canceled (default 32 MiB)
   --etcd-version V                     version reported by Status (also PGETCD_ETCD_VERSION; default 3.5.17)
   --log-level LEVEL                    trace|debug|info|warn|error (default info)
   -h, --help                           this text
@@ -98,6 +102,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'max-batch': { type: 'string' },
       'max-batch-bytes': { type: 'string' },
       'experimental-watch-progress-notify-interval': { type: 'string' },
+      'watch-max-queued-bytes': { type: 'string' },
       'etcd-version': { type: 'string' },
       'log-level': { type: 'string' },
       'help': { type: 'boolean', short: 'h' },
@@ -122,6 +127,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     progressNotifyIntervalMs: values['experimental-watch-progress-notify-interval']
       ? parseDuration(values['experimental-watch-progress-notify-interval'])
       : DEFAULTS.progressNotifyIntervalMs,
+    watchMaxQueuedBytes: int('watch-max-queued-bytes', values['watch-max-queued-bytes'], DEFAULTS.watchMaxQueuedBytes),
     etcdVersion: values['etcd-version'] ?? env.PGETCD_ETCD_VERSION ?? DEFAULTS.etcdVersion,
     logLevel: values['log-level'] ?? env.PGETCD_LOG_LEVEL ?? DEFAULTS.logLevel,
   };

@@ -1,7 +1,67 @@
 import type { Component } from '../server/component.ts';
 import type { ServerContext } from '../server/context.ts';
+import { watchService } from '../server/watch.ts';
+import { Feed, type FeedStats } from './feed.ts';
+import { Hub, type HubStats } from './hub.ts';
+import {
+  CATCHUP_CONCURRENCY, CATCHUP_ROWS, FEED_WINDOW_REVISIONS, GRPC_OVERHEAD_BYTES, LISTEN_LIVENESS_CHECK_MS,
+  RING_MAX_BYTES, RING_MAX_EVENTS,
+} from './limits.ts';
+import { Session } from './session.ts';
 
-/** The Watch service: NOTIFY-fed change feed, in-memory hub, gRPC streams. (Being built.) */
-export function createWatchComponent(_ctx: ServerContext): Component {
-  return { services: {}, start: async () => undefined, stop: async () => undefined };
+export interface WatchStats {
+  feed: FeedStats;
+  hub: HubStats;
+  revision: number;
+  streams: number;
+  syncedWatchers: number;
+  unsyncedWatchers: number;
+  ringEvents: number;
+  ringBytes: number;
+}
+
+export interface WatchComponent extends Component {
+  stats(): WatchStats;
+}
+
+/**
+ * The Watch service: a NOTIFY-fed change feed (one LISTEN connection), an in-memory hub that
+ * fans events out to watchers, and one session per gRPC stream.
+ */
+export function createWatchComponent(ctx: ServerContext): WatchComponent {
+  const log = ctx.log.child({ mod: 'watch' });
+  const hub = new Hub({
+    sql: ctx.sql, log, ringEvents: RING_MAX_EVENTS, ringBytes: RING_MAX_BYTES,
+    catchupConcurrency: CATCHUP_CONCURRENCY, catchupRows: CATCHUP_ROWS,
+  });
+  const feed = new Feed({
+    sql: ctx.sql, target: ctx.target, log, window: FEED_WINDOW_REVISIONS,
+    livenessCheckMs: LISTEN_LIVENESS_CHECK_MS, onBatch: (b) => hub.onBatch(b),
+  });
+  // Our own commits need not wait for the notification's round trip.
+  ctx.store.onCommit((rev) => feed.committed(rev));
+  const sessionOpts = {
+    progressIntervalMs: ctx.cfg.progressNotifyIntervalMs,
+    maxResponseBytes: ctx.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    maxQueuedBytes: ctx.cfg.watchMaxQueuedBytes,
+    log,
+  };
+  const service = watchService(ctx, (sink) => new Session(hub, feed, sink, sessionOpts));
+  return {
+    services: { Watch: service.impl },
+    start: async () => {
+      await feed.start();
+      hub.init(feed.revision, feed.compactRevision);
+    },
+    stop: async () => {
+      service.closeAll();
+      hub.stop();
+      await feed.stop();
+    },
+    stats: () => ({
+      feed: { ...feed.stats }, hub: { ...hub.stats }, revision: hub.revision, streams: service.streams,
+      syncedWatchers: hub.syncedCount, unsyncedWatchers: hub.unsyncedCount,
+      ringEvents: hub.ring.length, ringBytes: hub.ring.byteSize,
+    }),
+  };
 }

@@ -1,0 +1,203 @@
+import pgListen, { type Subscriber } from 'pg-listen';
+import type { Sql } from '../db/sql.ts';
+import { pgClientConfig, type PgTarget } from '../db/target.ts';
+import type { Logger } from '../log.ts';
+import { readLog } from './logread.ts';
+import type { LogBatch } from './types.ts';
+
+export const CHANNEL = 'pgetcd_kv';
+/** application_name of the LISTEN connection, to find it in pg_stat_activity. */
+export const LISTEN_APPLICATION_NAME = 'pgetcd-watch';
+
+export interface FeedOptions {
+  sql: Sql;
+  target: PgTarget;
+  log: Logger;
+  /** Most revisions read by one query. */
+  window: number;
+  /** Receives every batch, in revision order, without gaps. */
+  onBatch: (b: LogBatch) => void;
+  /** pg-listen's liveness check of the LISTEN connection (ms; a `SELECT pg_backend_pid()`). */
+  livenessCheckMs: number;
+}
+
+export interface FeedStats {
+  notifications: number;
+  localCommits: number;
+  reads: number;
+  readErrors: number;
+  events: number;
+  reconnects: number;
+}
+
+interface Waiter {
+  /** Index of the first read that satisfies this waiter. */
+  after: number;
+  resolve: () => void;
+}
+
+/**
+ * The change feed of one instance: one LISTEN connection (pg-listen, which reconnects by itself)
+ * on channel pgetcd_kv, and a reader of kv_log. A notification, a local commit or a reconnect
+ * only nudges the reader; the reader always continues from the last revision it delivered, so a
+ * notification lost while the connection was down loses nothing. There is no timer-driven read.
+ *
+ * Reads are single-flight: nudges that arrive during a read make one more read afterwards.
+ */
+export class Feed {
+  readonly stats: FeedStats = { notifications: 0, localCommits: 0, reads: 0, readErrors: 0, events: 0, reconnects: 0 };
+  /** The last revision delivered to onBatch. */
+  revision = 0;
+  compactRevision = 0;
+  private wanted = 0;
+  private reading = false;
+  private readsStarted = 0;
+  /** Index of the latest read after which the feed had delivered everything that read saw. */
+  private caughtUpRead = 0;
+  private waiters: Waiter[] = [];
+  private subscriber: Subscriber | undefined;
+  private started = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = 0;
+
+  constructor(private readonly opts: FeedOptions) {}
+
+  async start(): Promise<void> {
+    // pg-listen is CommonJS: its module object is the function and also carries it as .default.
+    const sub = pgListen.default({ ...pgClientConfig(this.opts.target), application_name: LISTEN_APPLICATION_NAME }, {
+      paranoidChecking: this.opts.livenessCheckMs,
+      retryInterval: (attempt: number) => Math.min(100 * 2 ** attempt, 2000),
+      // Never give up: the feed is useless without its connection.
+      retryLimit: Infinity,
+      retryTimeout: 0,
+      parse: (s: string) => Number(s),
+    });
+    this.subscriber = sub;
+    sub.notifications.on(CHANNEL, (rev: unknown) => {
+      this.stats.notifications++;
+      this.poke(typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity);
+    });
+    sub.events.on('reconnect', (attempt: number) => {
+      if (attempt === 1) this.stats.reconnects++;
+      this.opts.log.warn({ attempt }, 'LISTEN connection lost; reconnecting');
+    });
+    sub.events.on('connected', () => {
+      if (this.stopped) {
+        // A reconnect that finished after stop(): release it.
+        void sub.close().catch(() => undefined);
+        return;
+      }
+      // Notifications sent while the connection was down are lost: read from where we are.
+      if (this.revision > 0) {
+        this.opts.log.info({ revision: this.revision }, 'LISTEN connection up; reading what was missed');
+        this.poke(Infinity);
+      }
+    });
+    sub.events.on('error', (err: Error) => {
+      this.opts.log.error({ err }, 'LISTEN connection failed');
+    });
+    await sub.connect();
+    await sub.listenTo(CHANNEL);
+    // LISTEN is active: every later commit notifies us, so starting at the revision read now
+    // leaves no gap.
+    const first = await readLog(this.opts.sql, 0, 0);
+    this.revision = first.storeRevision;
+    this.compactRevision = first.compactRevision;
+    this.wanted = this.revision;
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    if (sub) await sub.close().catch(() => undefined);
+  }
+
+  /** A commit at `revision` happened (Infinity: something may have happened). */
+  poke(revision: number): void {
+    if (!this.started) return; // start() reads the revision after LISTEN is active
+    if (revision <= this.wanted && revision !== Infinity) return;
+    this.wanted = Math.max(this.wanted, revision === Infinity ? this.revision + 1 : revision);
+    this.run();
+  }
+
+  /** The local writer committed `revision`. */
+  committed(revision: number): void {
+    this.stats.localCommits++;
+    this.poke(revision);
+  }
+
+  /** A ticket for sync(): taken when a request arrives. */
+  mark(): number {
+    return this.readsStarted;
+  }
+
+  /**
+   * Resolves once the feed has delivered every revision committed before `mark()` returned
+   * `ticket` (a read that started after it has completed and been followed up to its meta
+   * revision); undefined when that is already true.
+   */
+  sync(ticket: number): Promise<void> | undefined {
+    if (this.caughtUpRead > ticket || this.stopped || !this.started) return undefined;
+    return new Promise<void>((resolve) => {
+      this.waiters.push({ after: ticket, resolve });
+      this.wanted = Math.max(this.wanted, this.revision + 1);
+      this.run();
+    });
+  }
+
+  private run(): void {
+    if (this.reading || this.stopped || this.retryTimer) return;
+    this.reading = true;
+    void this.loop().finally(() => { this.reading = false; });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && (this.wanted > this.revision || this.waiters.length > 0)) {
+      const index = ++this.readsStarted;
+      let batch;
+      try {
+        this.stats.reads++;
+        batch = await readLog(this.opts.sql, this.revision, this.opts.window);
+        this.retryDelay = 0;
+      } catch (err) {
+        this.stats.readErrors++;
+        this.retryDelay = Math.min(Math.max(this.retryDelay * 2, 100), 5000);
+        this.opts.log.warn({ err, retryInMs: this.retryDelay }, 'reading kv_log failed; retrying');
+        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.run(); }, this.retryDelay);
+        return;
+      }
+      if (this.stopped) return;
+      const from = this.revision;
+      const compactChanged = batch.compactRevision !== this.compactRevision;
+      this.revision = batch.coveredTo;
+      this.compactRevision = batch.compactRevision;
+      this.wanted = Math.max(this.wanted, batch.storeRevision);
+      this.stats.events += batch.events.length;
+      // Compaction writes no kv_log row (so no notification): reads carry it to the hub.
+      if (batch.coveredTo > from || compactChanged) {
+        this.opts.onBatch({
+          from, to: batch.coveredTo, storeRevision: batch.storeRevision,
+          compactRevision: batch.compactRevision, events: batch.events,
+        });
+      }
+      if (this.revision >= batch.storeRevision) this.caughtUpRead = index;
+      this.wakeWaiters();
+    }
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (this.caughtUpRead > w.after) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+}

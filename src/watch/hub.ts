@@ -1,0 +1,240 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Sql } from '../db/sql.ts';
+import type { Logger } from '../log.ts';
+import { KeyIndex } from './keyindex.ts';
+import { readRange } from './logread.ts';
+import { Ring } from './ring.ts';
+import { inKeyRange, type FeedEvent, type KeyRange, type LogBatch } from './types.ts';
+
+/** What a watcher wants: a key range and where to start (0 = after the current revision). */
+export interface WatchSpec {
+  range: KeyRange;
+  /** The same range as bytes, for SQL: end null = single key, empty = no end. */
+  key: Buffer;
+  end: Buffer | null;
+  startRevision: number;
+}
+
+/** Where the hub sends a watcher's events. Calls are synchronous and in revision order. */
+export interface WatchSink {
+  /** Events (in order) for the watcher; every matching event up to `revision` has now been given. */
+  deliver(events: FeedEvent[], revision: number): void;
+  /** The watcher's start fell below the compact revision: it gets no more events. */
+  compacted(compactRevision: number): void;
+  /** The watcher has caught up and now follows the live stream. */
+  synced(): void;
+}
+
+type State = 'synced' | 'unsynced' | 'compacted' | 'removed';
+
+export class Watch {
+  state: State = 'unsynced';
+  /** Unsynced: the next revision to deliver. Synced: the lowest revision it accepts. */
+  nextRev = 0;
+  constructor(readonly spec: WatchSpec, readonly sink: WatchSink) {}
+}
+
+export interface HubOptions {
+  sql: Sql;
+  log: Logger;
+  ringEvents: number;
+  ringBytes: number;
+  /** Catch-up reads running at once (they share the pool with the writer and readers). */
+  catchupConcurrency: number;
+  /** Rows per catch-up read. */
+  catchupRows: number;
+}
+
+export interface HubStats {
+  batches: number;
+  deliveries: number;
+  ringCatchups: number;
+  dbCatchupReads: number;
+  dbCatchupErrors: number;
+  compactedWatchers: number;
+}
+
+/**
+ * The in-memory fan-out, after etcd's watchable store: synced watchers (caught up with the feed)
+ * sit in a key index and receive each batch as it arrives; unsynced watchers (starting in the
+ * past) catch up on their own — from the ring when it still holds their start, else from kv_log
+ * in bounded reads — and join the synced group when they reach the feed's revision. JavaScript
+ * runs one thing at a time, so that move happens between two batches: no gap, no duplicate.
+ */
+export class Hub {
+  readonly stats: HubStats = { batches: 0, deliveries: 0, ringCatchups: 0, dbCatchupReads: 0, dbCatchupErrors: 0, compactedWatchers: 0 };
+  /** Every event up to this revision has been handed to the synced watchers. */
+  revision = 0;
+  compactRevision = 0;
+  readonly ring: Ring;
+  private readonly synced = new KeyIndex<Watch>();
+  private readonly unsynced = new Set<Watch>();
+  private readonly queue: Watch[] = [];
+  private active = 0;
+  private stopped = false;
+  private readonly advanceListeners = new Set<() => void>();
+
+  constructor(private readonly opts: HubOptions) {
+    this.ring = new Ring(0, opts.ringEvents, opts.ringBytes);
+  }
+
+  get syncedCount(): number {
+    return this.synced.size;
+  }
+
+  get unsyncedCount(): number {
+    return this.unsynced.size;
+  }
+
+  init(revision: number, compactRevision: number): void {
+    this.revision = revision;
+    this.compactRevision = compactRevision;
+    this.ring.reset(revision);
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Calls f after each batch until offAdvance (used by deferred progress requests). */
+  onAdvance(f: () => void): void {
+    this.advanceListeners.add(f);
+  }
+
+  offAdvance(f: () => void): void {
+    this.advanceListeners.delete(f);
+  }
+
+  /** A batch from the feed: every event in (b.from, b.to]. */
+  onBatch(b: LogBatch): void {
+    this.stats.batches++;
+    if (b.from !== this.revision) {
+      // The feed delivers contiguous batches; anything else is a bug worth a loud log.
+      this.opts.log.error({ from: b.from, hub: this.revision }, 'watch feed batch does not follow on');
+      this.ring.reset(b.from);
+    }
+    this.compactRevision = b.compactRevision;
+    this.ring.append(b.events, b.to);
+    this.revision = b.to;
+    if (b.events.length > 0 && this.synced.size > 0) this.fanOut(b);
+    for (const f of [...this.advanceListeners]) f();
+  }
+
+  private fanOut(b: LogBatch): void {
+    const per = new Map<Watch, FeedEvent[]>();
+    for (const ev of b.events) {
+      this.synced.forEachMatch(ev.keyStr, (w) => {
+        if (ev.revision < w.nextRev) return; // a watcher that starts in the future
+        const l = per.get(w);
+        if (l) l.push(ev);
+        else per.set(w, [ev]);
+      });
+    }
+    for (const [w, evs] of per) {
+      if (w.state !== 'synced') continue; // removed by an earlier delivery (a stream overflowed)
+      this.stats.deliveries++;
+      w.sink.deliver(evs, b.to);
+    }
+  }
+
+  /**
+   * Adds a watcher. A start of 0 or after the current revision joins the live stream at once;
+   * an earlier one catches up first (possibly before this returns, from the ring).
+   */
+  add(spec: WatchSpec, sink: WatchSink): Watch {
+    const w = new Watch(spec, sink);
+    if (spec.startRevision === 0 || spec.startRevision > this.revision) {
+      w.state = 'synced';
+      w.nextRev = Math.max(this.revision + 1, spec.startRevision);
+      this.synced.add(w, spec.range);
+      return w;
+    }
+    w.nextRev = spec.startRevision;
+    this.unsynced.add(w);
+    if (!this.advance(w)) {
+      this.queue.push(w);
+      this.pump();
+    }
+    return w;
+  }
+
+  remove(w: Watch): void {
+    if (w.state === 'synced') this.synced.remove(w, w.spec.range);
+    else if (w.state === 'unsynced') this.unsynced.delete(w);
+    w.state = 'removed';
+  }
+
+  /** etcd's test for progress: synced, and the store has reached the watcher's start. */
+  isSynced(w: Watch): boolean {
+    return w.state === 'synced' && this.revision >= w.spec.startRevision;
+  }
+
+  /** Moves w forward without I/O; true when it no longer needs the database. */
+  private advance(w: Watch): boolean {
+    for (;;) {
+      if (w.state !== 'unsynced') return true;
+      if (w.nextRev < this.compactRevision) {
+        this.compact(w, this.compactRevision);
+        return true;
+      }
+      if (w.nextRev > this.revision) {
+        this.unsynced.delete(w);
+        w.state = 'synced';
+        this.synced.add(w, w.spec.range);
+        w.sink.synced();
+        return true;
+      }
+      if (!this.ring.covers(w.nextRev)) return false;
+      this.stats.ringCatchups++;
+      const top = this.revision;
+      const evs = this.ring.since(w.nextRev).filter((e) => inKeyRange(w.spec.range, e.keyStr));
+      w.nextRev = top + 1;
+      if (evs.length > 0) w.sink.deliver(evs, top);
+    }
+  }
+
+  private compact(w: Watch, compactRevision: number): void {
+    this.unsynced.delete(w);
+    w.state = 'compacted';
+    this.stats.compactedWatchers++;
+    w.sink.compacted(compactRevision);
+  }
+
+  private pump(): void {
+    while (this.active < this.opts.catchupConcurrency && this.queue.length > 0) {
+      const w = this.queue.shift()!;
+      if (w.state !== 'unsynced') continue;
+      this.active++;
+      void this.catchUp(w).finally(() => {
+        this.active--;
+        this.pump();
+      });
+    }
+  }
+
+  private async catchUp(w: Watch): Promise<void> {
+    let backoff = 0;
+    while (!this.stopped && !this.advance(w)) {
+      const to = this.revision;
+      let r;
+      try {
+        this.stats.dbCatchupReads++;
+        r = await readRange(this.opts.sql, w.spec.key, w.spec.end, w.nextRev, to, this.opts.catchupRows);
+        backoff = 0;
+      } catch (err) {
+        this.stats.dbCatchupErrors++;
+        backoff = Math.min(Math.max(backoff * 2, 100), 5000);
+        this.opts.log.warn({ err, retryInMs: backoff }, 'watch catch-up read failed; retrying');
+        await sleep(backoff);
+        continue;
+      }
+      if (w.state !== 'unsynced' || this.stopped) return;
+      if (w.nextRev < r.compactRevision) {
+        this.compact(w, r.compactRevision);
+        return;
+      }
+      w.nextRev = r.coveredTo + 1;
+      if (r.events.length > 0) w.sink.deliver(r.events, r.coveredTo);
+    }
+  }
+}

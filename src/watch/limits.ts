@@ -1,0 +1,14 @@
+/** The watch module's fixed sizes; each is documented where it is used. */
+
+/** Most revisions one feed read covers (a revision is never split). */
+export const FEED_WINDOW_REVISIONS = 1000;
+/** Ring buffer of recent events: most events and most encoded bytes held. */
+export const RING_MAX_EVENTS = 100_000;
+export const RING_MAX_BYTES = 64 * 1024 * 1024;
+/** Catch-up reads from kv_log running at once, and rows per read. */
+export const CATCHUP_CONCURRENCY = 4;
+export const CATCHUP_ROWS = 2000;
+/** pg-listen's liveness check of the LISTEN connection (a `SELECT pg_backend_pid()`), in ms. */
+export const LISTEN_LIVENESS_CHECK_MS = 30_000;
+/** etcd fragments at --max-request-bytes plus its gRPC overhead allowance. */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;

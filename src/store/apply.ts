@@ -195,7 +195,7 @@ export class BatchApplier {
   private applyTxnRequest(req: TxnRequest): TxnResponse {
     const path: boolean[] = [];
     this.comparePath(req, path);
-    this.checkTxn(req, path, { i: 0 });
+    this.checkTxn(req, path);
     const w = new WriteCtx(this.revision);
     const resp = this.txn(w, req, path, { i: 0 });
     this.finish(w);
@@ -204,7 +204,9 @@ export class BatchApplier {
   }
 
   private applyCompact(revision: number): CompactResponse {
-    if (revision <= this.compactRevision) throw new StoreError('Compacted');
+    // etcd starts with compact revision -1, so compacting a never-compacted store at 0 succeeds
+    // (as a no-op here, where "never compacted" is stored as 0).
+    if (revision <= this.compactRevision && !(revision === 0 && this.compactRevision === 0)) throw new StoreError('Compacted');
     if (revision > this.revision) throw new StoreError('FutureRev');
     this.compactRevision = revision;
     this.compactChanged = true;
@@ -319,17 +321,47 @@ export class BatchApplier {
     for (const op of ok ? req.success : req.failure) if (op.type === 'txn') this.comparePath(op.txn, path);
   }
 
-  /** etcd's checkRequests: errors that fail the whole txn before anything is written. */
-  private checkTxn(req: TxnRequest, path: boolean[], at: { i: number }): void {
-    const ops = path[at.i++] ? req.success : req.failure;
-    for (const op of ops) {
-      if (op.type === 'put') this.checkPut(op.put);
-      else if (op.type === 'txn') this.checkTxn(op.txn, path, at);
-      else if (op.type === 'range' && op.range.revision > 0) {
+  /**
+   * etcd's checkRequests: errors that fail the whole txn before anything is written. etcd checks
+   * every put on the path first, then every range.
+   */
+  private checkTxn(req: TxnRequest, path: boolean[]): void {
+    walkPath(req, path, (op) => { if (op.type === 'put') this.checkPut(op.put); });
+    walkPath(req, path, (op) => {
+      if (op.type === 'range' && op.range.revision > 0) {
         if (op.range.revision > this.revision) throw new StoreError('FutureRev');
         if (op.range.revision < this.compactRevision) throw new StoreError('Compacted');
       }
-    }
+    });
+    this.checkWritesOnce(req, path);
+  }
+
+  /**
+   * kv_log holds one row per key and revision. etcd's syntactic duplicate check lets a few txns
+   * write a key twice in one revision (a from-key delete that catches a key put in the same txn,
+   * or a put in one nested txn and a delete of it in a later sibling); etcd stores both. pgetcd
+   * rejects those as a duplicate key, before anything is written.
+   */
+  private checkWritesOnce(req: TxnRequest, path: boolean[]): void {
+    const touched = new Set<string>();
+    const puts: Buffer[] = [];
+    walkPath(req, path, (op) => {
+      if (op.type === 'put') {
+        const k = op.put.key.toString('latin1');
+        if (touched.has(k)) throw new StoreError('DuplicateKey', 'a key written twice in one revision');
+        touched.add(k);
+        puts.push(op.put.key);
+      } else if (op.type === 'delete') {
+        const { key, range_end } = op.delete;
+        for (const p of puts) {
+          if (inRange(p, key, range_end)) throw new StoreError('DuplicateKey', 'a key put and deleted in one revision');
+        }
+        for (const e of this.inRange(key, range_end)) {
+          const k = e.key.toString('latin1');
+          touched.add(k);
+        }
+      }
+    });
   }
 
   private checkPut(req: PutRequest): void {
@@ -358,6 +390,14 @@ export class BatchApplier {
       return e ? [e] : [];
     }
     return this.sorted().filter((e) => inRange(e.key, key, rangeEnd));
+  }
+}
+
+/** Calls f on every op of the branches a txn's compare path takes, nested txns included, in order. */
+function walkPath(req: TxnRequest, path: boolean[], f: (op: RequestOp) => void, at = { i: 0 }): void {
+  for (const op of path[at.i++] ? req.success : req.failure) {
+    if (op.type === 'txn') walkPath(op.txn, path, f, at);
+    else f(op);
   }
 }
 

@@ -23,6 +23,8 @@ export interface WatchSink {
   compacted(compactRevision: number): void;
   /** The watcher has caught up and now follows the live stream. */
   synced(): void;
+  /** Catch-up waits on this before each chunk: resolves when the stream has room again. */
+  writable(): Promise<void> | undefined;
 }
 
 type State = 'synced' | 'unsynced' | 'compacted' | 'removed';
@@ -43,6 +45,8 @@ export interface HubOptions {
   catchupConcurrency: number;
   /** Rows per catch-up read. */
   catchupRows: number;
+  /** Bytes of events handed to a catching-up watcher at a time (then it waits for room). */
+  catchupChunkBytes: number;
 }
 
 export interface HubStats {
@@ -69,7 +73,7 @@ export class Hub {
   readonly ring: Ring;
   private readonly synced = new KeyIndex<Watch>();
   private readonly unsynced = new Set<Watch>();
-  private readonly queue: Watch[] = [];
+  private readonly queue: Array<() => void> = [];
   private active = 0;
   private stopped = false;
   private readonly advanceListeners = new Set<() => void>();
@@ -139,7 +143,7 @@ export class Hub {
 
   /**
    * Adds a watcher. A start of 0 or after the current revision joins the live stream at once;
-   * an earlier one catches up first (possibly before this returns, from the ring).
+   * an earlier one catches up first, in chunks, as fast as its stream takes them.
    */
   add(spec: WatchSpec, sink: WatchSink): Watch {
     const w = new Watch(spec, sink);
@@ -151,10 +155,7 @@ export class Hub {
     }
     w.nextRev = spec.startRevision;
     this.unsynced.add(w);
-    if (!this.advance(w)) {
-      this.queue.push(w);
-      this.pump();
-    }
+    void this.catchUp(w);
     return w;
   }
 
@@ -169,28 +170,30 @@ export class Hub {
     return w.state === 'synced' && this.revision >= w.spec.startRevision;
   }
 
-  /** Moves w forward without I/O; true when it no longer needs the database. */
-  private advance(w: Watch): boolean {
-    for (;;) {
-      if (w.state !== 'unsynced') return true;
-      if (w.nextRev < this.compactRevision) {
-        this.compact(w, this.compactRevision);
-        return true;
-      }
-      if (w.nextRev > this.revision) {
-        this.unsynced.delete(w);
-        w.state = 'synced';
-        this.synced.add(w, w.spec.range);
-        w.sink.synced();
-        return true;
-      }
-      if (!this.ring.covers(w.nextRev)) return false;
-      this.stats.ringCatchups++;
-      const top = this.revision;
-      const evs = this.ring.since(w.nextRev).filter((e) => inKeyRange(w.spec.range, e.keyStr));
-      w.nextRev = top + 1;
-      if (evs.length > 0) w.sink.deliver(evs, top);
+  /**
+   * One synchronous step of a catch-up: compaction check, joining the live stream, or one chunk
+   * from the ring. Returns 'db' when the ring no longer holds w's next revision. Nothing can
+   * happen between the checks and the delivery, so the move to the synced group leaves no gap.
+   */
+  private step(w: Watch): 'done' | 'more' | 'db' {
+    if (w.state !== 'unsynced' || this.stopped) return 'done';
+    if (w.nextRev < this.compactRevision) {
+      this.compact(w, this.compactRevision);
+      return 'done';
     }
+    if (w.nextRev > this.revision) {
+      this.unsynced.delete(w);
+      w.state = 'synced';
+      this.synced.add(w, w.spec.range);
+      w.sink.synced();
+      return 'done';
+    }
+    if (!this.ring.covers(w.nextRev)) return 'db';
+    this.stats.ringCatchups++;
+    const r = this.ring.scan(w.nextRev, (e) => inKeyRange(w.spec.range, e.keyStr), this.opts.catchupChunkBytes);
+    w.nextRev = r.to + 1;
+    if (r.events.length > 0) w.sink.deliver(r.events, r.to);
+    return 'more';
   }
 
   private compact(w: Watch, compactRevision: number): void {
@@ -200,26 +203,37 @@ export class Hub {
     w.sink.compacted(compactRevision);
   }
 
-  private pump(): void {
-    while (this.active < this.opts.catchupConcurrency && this.queue.length > 0) {
-      const w = this.queue.shift()!;
-      if (w.state !== 'unsynced') continue;
+  /** Catch-up reads from kv_log share a few pool connections: wait for a slot. */
+  private async dbSlot(): Promise<void> {
+    if (this.active < this.opts.catchupConcurrency) {
       this.active++;
-      void this.catchUp(w).finally(() => {
-        this.active--;
-        this.pump();
-      });
+      return;
     }
+    await new Promise<void>((resolve) => this.queue.push(resolve));
+  }
+
+  private releaseSlot(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.active--;
   }
 
   private async catchUp(w: Watch): Promise<void> {
     let backoff = 0;
-    while (!this.stopped && !this.advance(w)) {
-      const to = this.revision;
+    for (;;) {
+      const room = w.sink.writable();
+      if (room) await room;
+      const s = this.step(w);
+      if (s === 'done') return;
+      if (s === 'more') continue;
+      await this.dbSlot();
       let r;
       try {
+        if (w.state !== 'unsynced' || this.stopped) return;
+        // Still not in the ring? (It may have caught up while waiting for the slot.)
+        if (w.nextRev > this.revision || this.ring.covers(w.nextRev)) continue;
         this.stats.dbCatchupReads++;
-        r = await readRange(this.opts.sql, w.spec.key, w.spec.end, w.nextRev, to, this.opts.catchupRows);
+        r = await readRange(this.opts.sql, w.spec.key, w.spec.end, w.nextRev, this.revision, this.opts.catchupRows);
         backoff = 0;
       } catch (err) {
         this.stats.dbCatchupErrors++;
@@ -227,6 +241,8 @@ export class Hub {
         this.opts.log.warn({ err, retryInMs: backoff }, 'watch catch-up read failed; retrying');
         await sleep(backoff);
         continue;
+      } finally {
+        this.releaseSlot();
       }
       if (w.state !== 'unsynced' || this.stopped) return;
       if (w.nextRev < r.compactRevision) {

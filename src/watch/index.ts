@@ -4,7 +4,7 @@ import { watchService } from '../server/watch.ts';
 import { Feed, type FeedStats } from './feed.ts';
 import { Hub, type HubStats } from './hub.ts';
 import {
-  CATCHUP_CONCURRENCY, CATCHUP_ROWS, FEED_WINDOW_REVISIONS, GRPC_OVERHEAD_BYTES, LISTEN_LIVENESS_CHECK_MS,
+  CATCHUP_CHUNK_BYTES, CATCHUP_CONCURRENCY, CATCHUP_ROWS, FEED_WINDOW_REVISIONS, GRPC_OVERHEAD_BYTES, LISTEN_LIVENESS_CHECK_MS,
   RING_MAX_BYTES, RING_MAX_EVENTS,
 } from './limits.ts';
 import { Session } from './session.ts';
@@ -32,7 +32,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
   const log = ctx.log.child({ mod: 'watch' });
   const hub = new Hub({
     sql: ctx.sql, log, ringEvents: RING_MAX_EVENTS, ringBytes: RING_MAX_BYTES,
-    catchupConcurrency: CATCHUP_CONCURRENCY, catchupRows: CATCHUP_ROWS,
+    catchupConcurrency: CATCHUP_CONCURRENCY, catchupRows: CATCHUP_ROWS, catchupChunkBytes: CATCHUP_CHUNK_BYTES,
   });
   const feed = new Feed({
     sql: ctx.sql, target: ctx.target, log, window: FEED_WINDOW_REVISIONS,

@@ -7,7 +7,9 @@ export const RING_MAX_EVENTS = 100_000;
 export const RING_MAX_BYTES = 64 * 1024 * 1024;
 /** Catch-up reads from kv_log running at once, and rows per read. */
 export const CATCHUP_CONCURRENCY = 4;
-export const CATCHUP_ROWS = 2000;
+export const CATCHUP_ROWS = 1000;
+/** Bytes of events a catching-up watcher gets at a time; it then waits until its stream has room. */
+export const CATCHUP_CHUNK_BYTES = 1024 * 1024;
 /** pg-listen's liveness check of the LISTEN connection (a `SELECT pg_backend_pid()`), in ms. */
 export const LISTEN_LIVENESS_CHECK_MS = 30_000;
 /** etcd fragments at --max-request-bytes plus its gRPC overhead allowance. */

@@ -51,8 +51,12 @@ export class Ring {
     return from > this.floor && from <= this.top + 1;
   }
 
-  /** The held events with revision >= from (call only when covers(from)). */
-  since(from: number): FeedEvent[] {
+  /**
+   * The held events with revision >= from that `match` accepts, stopping at a revision boundary
+   * once about maxBytes were collected. `to`: every event up to it was looked at (call only when
+   * covers(from)).
+   */
+  scan(from: number, match: (e: FeedEvent) => boolean, maxBytes: number): { events: FeedEvent[]; to: number } {
     let lo = this.head;
     let hi = this.events.length;
     while (lo < hi) {
@@ -60,7 +64,17 @@ export class Ring {
       if (this.events[mid]!.revision < from) lo = mid + 1;
       else hi = mid;
     }
-    return this.events.slice(lo);
+    const out: FeedEvent[] = [];
+    let bytes = 0;
+    for (let i = lo; i < this.events.length; i++) {
+      const e = this.events[i]!;
+      if (bytes >= maxBytes && e.revision !== out[out.length - 1]!.revision) return { events: out, to: e.revision - 1 };
+      if (match(e)) {
+        out.push(e);
+        bytes += e.size;
+      }
+    }
+    return { events: out, to: this.top };
   }
 
   private evict(): void {

@@ -72,6 +72,9 @@ interface Queued {
   data: boolean;
 }
 
+/** A catch-up waits for room while more than this share of the limit is queued. */
+const CATCHUP_ROOM_SHARE = 4;
+
 export interface SessionStats {
   responses: number;
   overflows: number;
@@ -108,7 +111,10 @@ class SessionWatcher implements WatchSink {
     // etcd sends nothing when the filters leave no event.
     if (evs.length === 0) return;
     this.progressDue = false;
-    this.session.sendEvents(this, evs, sizes, revs, revision);
+    // Live events must go now (or the stream is cut off); a catch-up paces itself on room().
+    // (No handle yet: hub.add is delivering the first catch-up chunk.)
+    const live = this.handle !== undefined && this.handle.state === 'synced';
+    this.session.sendEvents(this, evs, sizes, revs, revision, live);
   }
 
   compacted(compactRevision: number): void {
@@ -118,6 +124,10 @@ class SessionWatcher implements WatchSink {
 
   synced(): void {
     this.session.checkDeferredProgress();
+  }
+
+  writable(): Promise<void> | undefined {
+    return this.session.room();
   }
 }
 
@@ -148,6 +158,7 @@ export class Session {
   private readonly maybeUnsynced = new Set<SessionWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private roomWaiters: Array<() => void> = [];
   private readonly onAdvance = (): void => this.checkDeferredProgress();
 
   constructor(
@@ -185,6 +196,21 @@ export class Session {
     this.maybeUnsynced.clear();
     this.out.length = 0;
     this.requests.length = 0;
+    this.wakeRoom();
+  }
+
+  /** Undefined when the stream has room for a catch-up chunk, else a promise of room. */
+  room(): Promise<void> | undefined {
+    if (this.closed || this.queuedBytes <= this.opts.maxQueuedBytes / CATCHUP_ROOM_SHARE) return undefined;
+    return new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private wakeRoom(): void {
+    if (this.roomWaiters.length === 0) return;
+    if (!this.closed && this.queuedBytes > this.opts.maxQueuedBytes / CATCHUP_ROOM_SHARE) return;
+    const ws = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const f of ws) f();
   }
 
   private async process(): Promise<void> {
@@ -297,11 +323,11 @@ export class Session {
   }
 
   sendControl(r: OutResponse): void {
-    this.enqueue({ r, bytes: responseBaseSize(r.compactRevision, r.cancelReason), data: false });
+    this.enqueue({ r, bytes: responseBaseSize(r.compactRevision, r.cancelReason), data: false }, false);
   }
 
-  private sendData(r: OutResponse, bytes: number): void {
-    this.enqueue({ r, bytes, data: true });
+  private sendData(r: OutResponse, bytes: number, live = true): void {
+    this.enqueue({ r, bytes, data: true }, live);
   }
 
   /**
@@ -309,7 +335,7 @@ export class Session {
    * at revision boundaries when larger than the limit (a revision is never split), and a piece
    * that is still too large is fragmented like etcd does when the watcher asked for fragments.
    */
-  sendEvents(w: SessionWatcher, evs: StoreEvent[], sizes: number[], revs: number[], revision: number): void {
+  sendEvents(w: SessionWatcher, evs: StoreEvent[], sizes: number[], revs: number[], revision: number, live: boolean): void {
     const limit = this.opts.maxResponseBytes;
     const base = responseBaseSize(0, '');
     let start = 0;
@@ -321,20 +347,20 @@ export class Session {
       let group = 0;
       while (j < evs.length && revs[j] === revs[i]) group += sizes[j++]!;
       if (i > start && bytes + group > limit) {
-        this.piece(w, evs, sizes, start, i, revs[i - 1]!, bytes);
+        this.piece(w, evs, sizes, start, i, revs[i - 1]!, bytes, live);
         start = i;
         bytes = base;
       }
       bytes += group;
       i = j;
     }
-    this.piece(w, evs, sizes, start, evs.length, revision, bytes);
+    this.piece(w, evs, sizes, start, evs.length, revision, bytes, live);
   }
 
-  private piece(w: SessionWatcher, evs: StoreEvent[], sizes: number[], from: number, to: number, revision: number, bytes: number): void {
+  private piece(w: SessionWatcher, evs: StoreEvent[], sizes: number[], from: number, to: number, revision: number, bytes: number, live: boolean): void {
     const limit = this.opts.maxResponseBytes;
     if (!w.create.fragment || bytes < limit || to - from < 2) {
-      this.sendData({ ...blank(w.id, revision), events: evs.slice(from, to) }, bytes);
+      this.sendData({ ...blank(w.id, revision), events: evs.slice(from, to) }, bytes, live);
       return;
     }
     // etcd's sendFragments: fill each fragment until one more event would reach the limit.
@@ -344,17 +370,18 @@ export class Session {
       let b = base + sizes[i]!;
       let j = i + 1;
       while (j < to && b + sizes[j]! < limit) b += sizes[j++]!;
-      this.sendData({ ...blank(w.id, revision), events: evs.slice(i, j), fragment: j < to }, b);
+      this.sendData({ ...blank(w.id, revision), events: evs.slice(i, j), fragment: j < to }, b, live);
       i = j;
     }
   }
 
-  private enqueue(q: Queued): void {
+  /** `live`: may overflow the stream (a catch-up waits for room instead). */
+  private enqueue(q: Queued, live: boolean): void {
     if (this.closed) return;
     this.out.push(q);
     this.queuedBytes += q.bytes;
     this.flush();
-    if (this.queuedBytes > this.opts.maxQueuedBytes && q.data) this.overflow();
+    if (live && q.data && this.queuedBytes > this.opts.maxQueuedBytes) this.overflow();
   }
 
   private flush(): void {
@@ -362,7 +389,10 @@ export class Session {
       const q = this.out[this.head]!;
       this.out[this.head++] = undefined;
       this.stats.responses++;
-      const ok = this.sink.write(q.r, () => { this.queuedBytes -= q.bytes; });
+      const ok = this.sink.write(q.r, () => {
+        this.queuedBytes -= q.bytes;
+        this.wakeRoom();
+      });
       if (!ok) this.writable = false;
     }
     if (this.head === this.out.length) {

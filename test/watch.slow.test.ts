@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startServer, type TestServer } from './helpers/server.ts';
+import { rawClients, type Raw } from './helpers/raw.ts';
+import { RawWatch } from './helpers/watch.ts';
+import { slowStreamReason } from '../src/watch/session.ts';
+import type { WatchComponent } from '../src/watch/index.ts';
+
+const B = (s: string): Buffer => Buffer.from(s);
+const LIMIT = 1024 * 1024;
+const VALUE = Buffer.alloc(8 * 1024, 'v');
+
+/**
+ * A client that stops reading its Watch stream: responses queue up for it (grpc-js write()
+ * returns false: backpressure) while every other watcher and every write goes on; past the
+ * limit its watchers are canceled with a reason instead of growing memory without bound.
+ */
+describe('A watcher that does not read', () => {
+  let srv: TestServer;
+  let raw: Raw;
+  let slowRaw: Raw;
+  before(async () => {
+    srv = await startServer({ watchMaxQueuedBytes: LIMIT });
+    raw = rawClients(srv.endpoint);
+    slowRaw = rawClients(srv.endpoint); // its own connection, so HTTP/2 flow control is its own
+  });
+  after(async () => {
+    raw.close();
+    slowRaw.close();
+    await srv.stop();
+  });
+
+  const put = async (key: string): Promise<number> => Number((await raw.call('KV', 'Put', { key: B(key), value: VALUE })).header.revision);
+
+  it('stays buffered under the limit, others keep receiving, and it gets everything once it reads again', async () => {
+    const slow = new RawWatch(slowRaw);
+    const fast = new RawWatch(raw);
+    const cs = await slow.watch({ key: B('a/'), range_end: B('a0') });
+    const cf = await fast.watch({ key: B('a/'), range_end: B('a0') });
+    slow.stream.pause();
+    const revs: number[] = [];
+    for (let i = 0; i < 60; i++) revs.push(await put(`a/${i}`)); // about 500 KB: under the limit
+    const f = await fast.events(cf.watch_id, 60);
+    assert.deepEqual(f.events.map((e) => Number(e.kv.mod_revision)), revs);
+    slow.stream.resume();
+    const s = await slow.events(cs.watch_id, 60);
+    assert.deepEqual(s.events.map((e) => Number(e.kv.mod_revision)), revs);
+    assert.deepEqual(await slow.barrier(), []);
+    slow.close();
+    fast.close();
+  });
+
+  it('past the limit its watchers are canceled with a reason; other streams are untouched', async () => {
+    const stats = () => (srv.app.components[0] as WatchComponent).stats();
+    const slow = new RawWatch(slowRaw);
+    const fast = new RawWatch(raw);
+    const cs = await slow.watch({ key: B('b/'), range_end: B('b0') });
+    await slow.watch({ key: B('b/x') });
+    const cf = await fast.watch({ key: B('b/'), range_end: B('b0') });
+    const synced = stats().syncedWatchers;
+    slow.stream.pause();
+    const revs: number[] = [];
+    for (let i = 0; i < 400; i++) revs.push(await put(`b/${i}`)); // about 3.2 MB
+    const f = await fast.events(cf.watch_id, 400);
+    assert.deepEqual(f.events.map((e) => Number(e.kv.mod_revision)), revs);
+    assert.equal(stats().syncedWatchers, synced - 2, 'the slow stream\'s watchers left the hub');
+    slow.stream.resume();
+    const got: number[] = [];
+    const canceled = new Set<string>();
+    while (canceled.size < 2) {
+      const r = await slow.next();
+      if (r.canceled) {
+        assert.equal(r.cancel_reason, slowStreamReason(LIMIT));
+        canceled.add(r.watch_id);
+      } else {
+        got.push(...r.events.map((e) => Number(e.kv.mod_revision)));
+      }
+    }
+    assert.deepEqual([...canceled].sort(), ['0', '1']);
+    // What it did receive is a gapless prefix: it can watch again from the next revision.
+    assert.deepEqual(got, revs.slice(0, got.length));
+    assert.ok(got.length < revs.length);
+    const again = await slow.watch({ key: B('b/'), range_end: B('b0'), start_revision: String(revs[got.length]) });
+    const rest = await slow.events(again.watch_id, revs.length - got.length);
+    assert.deepEqual(rest.events.map((e) => Number(e.kv.mod_revision)), revs.slice(got.length));
+    slow.close();
+    fast.close();
+    void cs;
+  });
+});

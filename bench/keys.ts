@@ -64,7 +64,7 @@ export async function loadKeys(pool: Pool, ks: KeySpace, count: number, val: Buf
     const n = Math.min(100, count - first);
     const ops: Buffer[] = [];
     for (let j = 0; j < n; j++) ops.push(opPut(ks.key(first + j), val));
-    const res = await pool.conn(ci).unary(PATHS.txn, txnAll(ops), 120_000);
+    const res = await pool.conn(ci).unary(PATHS.txn, txnAll(ops));
     const rev = scanHeaderRevision(res);
     onRevision?.(first, n, rev);
     if (rev > maxRev) maxRev = rev;

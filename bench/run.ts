@@ -27,7 +27,7 @@ const USAGE = `Usage: npm run bench -- <workload> [options]
 Workloads: put, range, txn, mixed, lease, watch (bench/watch.ts), check-perf, smoke
 
 Load:     --clients N (1)  --conns N (1)  --total N | --seconds S  --warmup S (1)  --repeat N (1)
-          --driver http2|grpc-js (http2)
+          --driver http2|grpc-js (http2)  --timeout S (per request; 60, 15 in smoke)
 Keys:     --key-size N (32)  --val-size N (256)  --prefix P (/bench/<workload>/)
 put:      --keys sequential|random  --key-space N
 range:    --keys N (1)  --op get|list  --limit N  --rev N|-N|loaded  --updates N  --serializable
@@ -53,7 +53,7 @@ const OPTIONS = {
   'only': { type: 'string' }, 'etcd': { type: 'string' }, 'database-url': { type: 'string' }, 'instances': { type: 'string' },
   'pgetcd-arg': { type: 'string', multiple: true }, 'profile': { type: 'string' }, 'no-pgss': { type: 'boolean' },
   'settle': { type: 'string' }, 'keep': { type: 'boolean' }, 'json': { type: 'string' }, 'quiet': { type: 'boolean' },
-  'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'help': { type: 'boolean', short: 'h' },
+  'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'timeout': { type: 'string' }, 'help': { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -66,6 +66,7 @@ function commonFrom(o: Opts, smoke: boolean): CommonOptions {
     seconds: o.has('seconds') ? o.num('seconds', 0) : undefined,
     warmup: o.num('warmup', smoke ? 0 : 1),
     driver: o.oneOf('driver', ['http2', 'grpc-js'] as const, 'http2'),
+    timeoutMs: o.num('timeout', smoke ? 15 : 60) * 1000,
     smoke,
   };
 }
@@ -122,7 +123,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 async function measure(p: Planned, t: RunningTarget, repeat: number, settle: number, note: (m: string) => void): Promise<RunResult> {
   const { workload: w, common } = p;
-  const pool = new Pool(t.endpoints, w.conns ?? common.conns, common.driver);
+  const pool = new Pool(t.endpoints, w.conns ?? common.conns, common.driver, common.timeoutMs);
   try {
     await pool.ready();
     const ctx: WorkloadContext = { target: t.kind, endpoints: t.endpoints, pool, common, note: (m) => note(`${t.kind}: ${m}`) };
@@ -236,7 +237,7 @@ async function main(): Promise<number> {
     planned = [];
     for (const [w, args] of smokePlan()) {
       if (skip.has(w)) continue;
-      planned.push({ label: w, p: await plan(w, { ...args, driver: o.str('driver', 'http2') }, [], true) });
+      planned.push({ label: w, p: await plan(w, { ...args, driver: o.str('driver', 'http2'), ...(o.has('timeout') ? { timeout: o.str('timeout', '') } : {}) }, [], true) });
     }
   } else {
     planned = [{ label: name, p: await plan(name, v, rest, false) }];

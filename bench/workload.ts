@@ -22,6 +22,8 @@ export interface CommonOptions {
   warmup: number;
   /** How the generator speaks gRPC (node:http2 directly, or grpc-js). */
   driver: Driver;
+  /** Deadline of each request: a lost reply becomes an error instead of a hang. */
+  timeoutMs: number;
   /** Smoke mode: everything tiny. */
   smoke: boolean;
 }

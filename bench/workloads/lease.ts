@@ -19,7 +19,7 @@ export function leaseWorkload(o: Opts, common: CommonOptions): Workload {
       ctx.note(`granting ${n} leases`);
       ids = new Array<bigint>(n);
       await parallel(Array.from({ length: n }, (_, i) => i), 16, async (i) => {
-        const r = scanLease(await ctx.pool.conn(i).unary(PATHS.leaseGrant, leaseGrantRequest(ttl), 60_000));
+        const r = scanLease(await ctx.pool.conn(i).unary(PATHS.leaseGrant, leaseGrantRequest(ttl)));
         if (r.error || r.id === 0n) throw new Error(`LeaseGrant failed: ${r.error || 'no ID'}`);
         ids[i] = r.id;
       });
@@ -43,7 +43,7 @@ export function leaseWorkload(o: Opts, common: CommonOptions): Workload {
     },
     async teardown(ctx) {
       await parallel(ids, 16, async (id, i) => {
-        await ctx.pool.conn(i).unary(PATHS.leaseRevoke, leaseIdRequest(id), 30_000).catch(() => undefined);
+        await ctx.pool.conn(i).unary(PATHS.leaseRevoke, leaseIdRequest(id)).catch(() => undefined);
       });
     },
   };

@@ -110,6 +110,9 @@ export class Writer {
       await committing;
     } finally {
       this.running = undefined;
+      // Mutations submitted while the last commit was in flight saw `running` set and did not
+      // start a drain: pick them up, or they would wait forever.
+      if (this.queue.length > 0) this.running = this.drain();
     }
   }
 

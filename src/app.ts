@@ -86,7 +86,7 @@ export class App {
       const components = [createWatchComponent(ctx), createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {
-          server.addService(withRequestSizes(proto.services[name as ServiceName]), impl);
+          server.addService(withRequestSizes(c.definitions?.[name as ServiceName] ?? proto.services[name as ServiceName]), impl);
         }
       }
       const app = new App(cfg, log, target, sql, server, embedded, ctx, components);

@@ -8,6 +8,8 @@ import type { ServiceName } from './proto.ts';
 export interface Component {
   /** gRPC services this component serves. */
   services: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>>;
+  /** Service definitions to register instead of the .proto's (e.g. a serializer for pre-encoded responses). */
+  definitions?: Partial<Record<ServiceName, grpc.ServiceDefinition>>;
   start(): Promise<void>;
   /** Graceful: end streams with a clean status, release connections. */
   stop(): Promise<void>;

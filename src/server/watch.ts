@@ -1,7 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Session, SessionRequest, SessionSink, OutResponse } from '../watch/session.ts';
-import type { ServerContext } from './context.ts';
+import { RAFT_TERM, type ServerContext } from './context.ts';
 import { etcdError } from './errors.ts';
+import { loadEtcdProto } from './proto.ts';
+import { preEncodedWatchDefinition, WatchResponseEncoder } from './watchcodec.ts';
 import type { Int64 } from './wire.ts';
 
 /** Decoded etcdserverpb.WatchRequest (see wire.ts for the loader's conventions). */
@@ -25,6 +27,8 @@ interface WireWatchRequest {
 
 export interface WatchService {
   impl: grpc.UntypedServiceImplementation;
+  /** The service definition to register (its serializer takes pre-encoded responses). */
+  definition: grpc.ServiceDefinition;
   /** Ends every open stream with etcd's "server stopped" (UNAVAILABLE: clients reconnect elsewhere). */
   closeAll(): void;
   readonly streams: number;
@@ -54,19 +58,15 @@ function fromWire(req: WireWatchRequest): SessionRequest | undefined {
   }
 }
 
-function toWire(ctx: ServerContext, r: OutResponse): object {
-  return {
-    header: ctx.header(r.revision), watch_id: r.watchId, created: r.created, canceled: r.canceled,
-    compact_revision: r.compactRevision, cancel_reason: r.cancelReason, fragment: r.fragment, events: r.events,
-  };
-}
-
 /** etcdserverpb.Watch: translation only; watch semantics live in src/watch (Session). */
 export function watchService(ctx: ServerContext, open: (sink: SessionSink) => Session): WatchService {
   const open_ = new Map<grpc.ServerDuplexStream<WireWatchRequest, object>, Session>();
+  // Responses are encoded here (the header as ctx.header() would give it), each event once.
+  const encoder = new WatchResponseEncoder(ctx.clusterId, ctx.memberId, RAFT_TERM);
+  const toWire = (r: OutResponse): Buffer => encoder.encode(r);
   const impl: grpc.UntypedServiceImplementation = {
     Watch: (call: grpc.ServerDuplexStream<WireWatchRequest, object>) => {
-      const session = open({ write: (r, sent) => call.write(toWire(ctx, r), sent) });
+      const session = open({ write: (r, sent) => call.write(toWire(r), sent) });
       open_.set(call, session);
       const done = (): void => {
         session.close();
@@ -86,6 +86,7 @@ export function watchService(ctx: ServerContext, open: (sink: SessionSink) => Se
   };
   return {
     impl,
+    definition: preEncodedWatchDefinition(loadEtcdProto().services.Watch),
     closeAll() {
       for (const [call, session] of [...open_]) {
         session.close();

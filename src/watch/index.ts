@@ -49,6 +49,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
   const service = watchService(ctx, (sink) => new Session(hub, feed, sink, sessionOpts));
   return {
     services: { Watch: service.impl },
+    definitions: { Watch: service.definition },
     start: async () => {
       await feed.start();
       hub.init(feed.revision, feed.compactRevision);

@@ -1,0 +1,185 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { KeyValue, StoreEvent } from '../store/types.ts';
+import type { OutResponse } from '../watch/session.ts';
+
+/**
+ * A hand-written protobuf encoder for etcdserverpb.WatchResponse. A write fans out to many
+ * watchers with the same events; encoding each event once (cached per event object) and only
+ * the few per-watcher fields per response makes a fan-out cost a buffer copy per watcher instead
+ * of a protobufjs fromObject + encode (with decimal int64 parsing) per watcher. Field numbers
+ * are etcd's (proto/etcdserverpb/rpc.proto, proto/mvccpb/kv.proto); zero values are omitted as
+ * proto3 does. tests/watch.codec.test.ts checks it against protobufjs.
+ */
+
+const TWO_64 = 1n << 64n;
+
+/** Bytes of a varint for a non-negative integer below 2^53. */
+function varintLen(n: number): number {
+  let len = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+/** An int64/uint64 given as a decimal string, as the bytes of its varint (two's complement). */
+function varint64(s: string): Buffer {
+  let v = BigInt(s);
+  if (v < 0n) v += TWO_64;
+  const out: number[] = [];
+  while (v >= 128n) {
+    out.push(Number(v & 127n) | 128);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return Buffer.from(out);
+}
+
+class Out {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    while (n >= 128) {
+      this.buf[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  bytes(b: Buffer): void {
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+}
+
+/** A small int64 string as a number, or undefined when it needs the exact (BigInt) path. */
+function smallInt(s: string): number | undefined {
+  if (s.length > 15 || s.startsWith('-')) return undefined;
+  return Number(s);
+}
+
+function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
+  let n = 0;
+  if (kv.key.length > 0) n += 1 + varintLen(kv.key.length) + kv.key.length;
+  if (kv.create_revision !== 0) n += 1 + varintLen(kv.create_revision);
+  if (kv.mod_revision !== 0) n += 1 + varintLen(kv.mod_revision);
+  if (kv.version !== 0) n += 1 + varintLen(kv.version);
+  if (kv.value.length > 0) n += 1 + varintLen(kv.value.length) + kv.value.length;
+  if (lease) n += 1 + lease.length;
+  return n;
+}
+
+function leaseBytes(lease: string): Buffer | undefined {
+  if (lease === '0' || lease === '') return undefined;
+  const small = smallInt(lease);
+  if (small === undefined) return varint64(lease);
+  const o = new Out(Buffer.allocUnsafe(varintLen(small)));
+  o.varint(small);
+  return o.buf;
+}
+
+function writeKv(o: Out, kv: KeyValue, lease: Buffer | undefined): void {
+  if (kv.key.length > 0) { o.byte(0x0a); o.varint(kv.key.length); o.bytes(kv.key); }
+  if (kv.create_revision !== 0) { o.byte(0x10); o.varint(kv.create_revision); }
+  if (kv.mod_revision !== 0) { o.byte(0x18); o.varint(kv.mod_revision); }
+  if (kv.version !== 0) { o.byte(0x20); o.varint(kv.version); }
+  if (kv.value.length > 0) { o.byte(0x2a); o.varint(kv.value.length); o.bytes(kv.value); }
+  if (lease) { o.byte(0x30); o.bytes(lease); }
+}
+
+/** One element of WatchResponse.events (field 11): tag, length and mvccpb.Event. */
+export function encodeEventField(ev: StoreEvent): Buffer {
+  const lease = leaseBytes(ev.kv.lease);
+  const kl = kvLen(ev.kv, lease);
+  const prevLease = ev.prev_kv ? leaseBytes(ev.prev_kv.lease) : undefined;
+  const pl = ev.prev_kv ? kvLen(ev.prev_kv, prevLease) : 0;
+  const body = (ev.type !== 0 ? 2 : 0) + 1 + varintLen(kl) + kl + (ev.prev_kv ? 1 + varintLen(pl) + pl : 0);
+  const o = new Out(Buffer.allocUnsafe(1 + varintLen(body) + body));
+  o.byte(0x5a);
+  o.varint(body);
+  if (ev.type !== 0) { o.byte(0x08); o.varint(ev.type); }
+  o.byte(0x12);
+  o.varint(kl);
+  writeKv(o, ev.kv, lease);
+  if (ev.prev_kv) {
+    o.byte(0x1a);
+    o.varint(pl);
+    writeKv(o, ev.prev_kv, prevLease);
+  }
+  return o.buf;
+}
+
+export class WatchResponseEncoder {
+  /** cluster_id and member_id fields of the ResponseHeader: the same in every response. */
+  private readonly ids: Buffer;
+  private readonly events = new WeakMap<StoreEvent, Buffer>();
+  private readonly watchIds = new Map<string, Buffer>();
+
+  constructor(clusterId: string, memberId: string, private readonly raftTerm: number) {
+    this.ids = Buffer.concat([Buffer.from([0x08]), varint64(clusterId), Buffer.from([0x10]), varint64(memberId)]);
+  }
+
+  encode(r: OutResponse): Buffer {
+    const evs: Buffer[] = [];
+    let evLen = 0;
+    for (const e of r.events) {
+      let b = this.events.get(e);
+      if (!b) {
+        b = encodeEventField(e);
+        this.events.set(e, b);
+      }
+      evs.push(b);
+      evLen += b.length;
+    }
+    const headerLen = this.ids.length + (r.revision !== 0 ? 1 + varintLen(r.revision) : 0) + (this.raftTerm !== 0 ? 1 + varintLen(this.raftTerm) : 0);
+    const id = r.watchId === '0' ? undefined : this.watchId(r.watchId);
+    const reason = r.cancelReason ? Buffer.from(r.cancelReason) : undefined;
+    const len = 1 + varintLen(headerLen) + headerLen + (id ? 1 + id.length : 0) + (r.created ? 2 : 0) + (r.canceled ? 2 : 0) +
+      (r.compactRevision !== 0 ? 1 + varintLen(r.compactRevision) : 0) + (reason ? 1 + varintLen(reason.length) + reason.length : 0) +
+      (r.fragment ? 2 : 0) + evLen;
+    const o = new Out(Buffer.allocUnsafe(len));
+    o.byte(0x0a);
+    o.varint(headerLen);
+    o.bytes(this.ids);
+    if (r.revision !== 0) { o.byte(0x18); o.varint(r.revision); }
+    if (this.raftTerm !== 0) { o.byte(0x20); o.varint(this.raftTerm); }
+    if (id) { o.byte(0x10); o.bytes(id); }
+    if (r.created) { o.byte(0x18); o.byte(1); }
+    if (r.canceled) { o.byte(0x20); o.byte(1); }
+    if (r.compactRevision !== 0) { o.byte(0x28); o.varint(r.compactRevision); }
+    if (reason) { o.byte(0x32); o.varint(reason.length); o.bytes(reason); }
+    if (r.fragment) { o.byte(0x38); o.byte(1); }
+    for (const b of evs) o.bytes(b);
+    return o.buf;
+  }
+
+  private watchId(id: string): Buffer {
+    let b = this.watchIds.get(id);
+    if (!b) {
+      b = varint64(id);
+      if (this.watchIds.size > 100_000) this.watchIds.clear();
+      this.watchIds.set(id, b);
+    }
+    return b;
+  }
+}
+
+/**
+ * The Watch service definition with a response serializer that passes pre-encoded responses
+ * (Buffers) through; anything else goes to the .proto's serializer.
+ */
+export function preEncodedWatchDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const [name, m] of Object.entries(def)) {
+    const method = m as grpc.MethodDefinition<object, object>;
+    const serialize = method.responseSerialize;
+    out[name] = { ...method, responseSerialize: (v: object) => (Buffer.isBuffer(v) ? v : serialize(v)) };
+  }
+  return out as grpc.ServiceDefinition;
+}

@@ -21,7 +21,12 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
+import { App } from '../src/app.ts';
+import { DEFAULTS } from '../src/config.ts';
 import { EmbeddedPostgres } from '../src/db/embedded.ts';
 import { targetToUrl } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
@@ -161,16 +166,17 @@ interface Target {
 }
 
 interface Figures {
-  idleP50: number; idleP99: number;
-  loadP50: number; loadP99: number; loadRate: number; loadEvents: number; loadMissing: number;
+  idleP50: number; idleP99: number; idleAckP50: number; idleAckP99: number;
+  loadP50: number; loadP99: number; loadPutP50: number; loadPutP99: number; loadRate: number; loadEvents: number; loadMissing: number;
   fanAll: number; fanP50: number; fanP99: number;
   memPerWatch: number | undefined;
+  heapPerWatch: number;
 }
 
 let runSeq = 0;
 
 /** Sequential puts, one at a time: time from sending a put to its event at the watcher. */
-async function idleLatency(t: Target, samples: number): Promise<number[]> {
+async function idleLatency(t: Target, samples: number): Promise<{ lat: number[]; afterAck: number[] }> {
   const prefix = `/wbench/${process.pid}/${runSeq++}/idle/`;
   const w = connect(t.watch);
   const c = t.write === t.watch ? w : connect(t.write);
@@ -178,15 +184,20 @@ async function idleLatency(t: Target, samples: number): Promise<number[]> {
   const s = new Stream(w, (e, at) => waiting.get(e.kv.value.toString())?.(at));
   await s.watch([{ key: B(prefix), range_end: prefixEnd(prefix) }]);
   const out: number[] = [];
+  const afterAck: number[] = [];
   try {
     for (let i = 0; i < samples + 10; i++) {
       const id = String(i);
       const arrived = new Promise<number>((resolve) => waiting.set(id, resolve));
       const t0 = performance.now();
       await put(c, `${prefix}k`, id);
+      const acked = performance.now();
       const at = await arrived;
       waiting.delete(id);
-      if (i >= 10) out.push(at - t0); // the first few warm up connections and plans
+      if (i >= 10) { // the first few warm up connections and plans
+        out.push(at - t0);
+        afterAck.push(Math.max(0, at - acked));
+      }
       await sleep(5);
     }
   } finally {
@@ -194,16 +205,17 @@ async function idleLatency(t: Target, samples: number): Promise<number[]> {
     w.close();
     if (c !== w) c.close();
   }
-  return out;
+  return { lat: out, afterAck };
 }
 
 /** Open-loop puts at `rate`/s for `seconds`; latency of every event at one prefix watcher. */
-async function loadLatency(t: Target, rate: number, seconds: number): Promise<{ lat: number[]; achieved: number; missing: number }> {
+async function loadLatency(t: Target, rate: number, seconds: number): Promise<{ lat: number[]; putLat: number[]; achieved: number; missing: number }> {
   const prefix = `/wbench/${process.pid}/${runSeq++}/load/`;
   const writers = Array.from({ length: 4 }, () => connect(t.write));
   const w = connect(t.watch);
   const sent = new Map<string, number>();
   const lat: number[] = [];
+  const putLat: number[] = [];
   const s = new Stream(w, (e, at) => {
     const t0 = sent.get(e.kv.value.toString());
     if (t0 !== undefined) lat.push(at - t0);
@@ -219,8 +231,9 @@ async function loadLatency(t: Target, rate: number, seconds: number): Promise<{ 
     while (seq < due) {
       const id = String(seq++);
       const c = writers[seq % writers.length]!;
-      sent.set(id, performance.now());
-      pending.push(put(c, `${prefix}${seq % 1000}`, id));
+      const t0 = performance.now();
+      sent.set(id, t0);
+      pending.push(put(c, `${prefix}${seq % 1000}`, id).then(() => { putLat.push(performance.now() - t0); }));
     }
     const next = start + Math.ceil((performance.now() - start + 0.001) / tickMs) * tickMs;
     await sleep(Math.max(0, next - performance.now()));
@@ -232,7 +245,7 @@ async function loadLatency(t: Target, rate: number, seconds: number): Promise<{ 
   s.close();
   w.close();
   for (const c of writers) c.close();
-  return { lat, achieved: seq / elapsed, missing: seq - lat.length };
+  return { lat, putLat, achieved: seq / elapsed, missing: seq - lat.length };
 }
 
 /** RSS of a process in bytes (Linux). */
@@ -285,20 +298,72 @@ async function fanOut(t: Target, n: number, rounds: number): Promise<{ all: numb
 }
 
 async function measure(t: Target, withFanOut: boolean): Promise<Partial<Figures>> {
-  note(`${t.name}: idle put->event latency (${SAMPLES} sequential puts)`);
-  const idle = await idleLatency(t, SAMPLES);
-  note(`${t.name}: latency under ${RATE} puts/s for ${SECONDS}s`);
-  const load = await loadLatency(t, RATE, SECONDS);
-  const f: Partial<Figures> = {
-    idleP50: median(idle), idleP99: pct(idle, 99),
-    loadP50: median(load.lat), loadP99: pct(load.lat, 99), loadRate: load.achieved, loadEvents: load.lat.length, loadMissing: load.missing,
-  };
+  const f: Partial<Figures> = {};
   if (withFanOut) {
+    // First, on a fresh server, so that its memory growth is the watchers'.
     note(`${t.name}: fan-out of one put to ${WATCHERS} watchers (${FANOUT_ROUNDS} rounds)`);
     const fo = await fanOut(t, WATCHERS, FANOUT_ROUNDS);
     Object.assign(f, { fanAll: median(fo.all), fanP50: median(fo.arrivals), fanP99: pct(fo.arrivals, 99), memPerWatch: fo.memPerWatch });
   }
+  note(`${t.name}: idle put->event latency (${SAMPLES} sequential puts)`);
+  const idle = await idleLatency(t, SAMPLES);
+  note(`${t.name}: latency under ${RATE} puts/s for ${SECONDS}s`);
+  const load = await loadLatency(t, RATE, SECONDS);
+  Object.assign(f, {
+    idleP50: median(idle.lat), idleP99: pct(idle.lat, 99), idleAckP50: median(idle.afterAck), idleAckP99: pct(idle.afterAck, 99),
+    loadP50: median(load.lat), loadP99: pct(load.lat, 99), loadPutP50: median(load.putLat), loadPutP99: pct(load.putLat, 99),
+    loadRate: load.achieved, loadEvents: load.lat.length, loadMissing: load.missing,
+  });
   return f;
+}
+
+/** Client side of heapPerWatch, in a worker thread (a heap of its own), plain JS. */
+const HEAP_CLIENT = `
+const { workerData, parentPort } = require('node:worker_threads');
+const grpc = require(workerData.grpc);
+const loader = require(workerData.loader);
+const def = loader.loadSync(['etcdserverpb/rpc.proto'], { keepCase: true, longs: String, enums: Number, defaults: true, oneofs: true, includeDirs: [workerData.protoDir] });
+const Watch = grpc.loadPackageDefinition(def).etcdserverpb.Watch;
+const c = new Watch(workerData.ep, grpc.credentials.createInsecure());
+let created = 0;
+for (let i = 0; i < workerData.n / 100; i++) {
+  const s = c.Watch();
+  s.on('data', (r) => { if (r.created && ++created === workerData.n) parentPort.postMessage('created'); });
+  for (let j = 0; j < 100 && i * 100 + j < workerData.n; j++) {
+    const k = '/registry/pods/ns' + i + '/p' + j;
+    s.write({ create_request: { key: Buffer.from(k + '/'), range_end: Buffer.from(k + '0') } });
+  }
+}
+`;
+
+/**
+ * JS heap retained per watch by pgetcd: an instance in this process (its own gRPC port, same
+ * database), n prefix watchers (100 per stream) created from a worker thread, heap compared
+ * after full GCs. Includes the gRPC stream objects, 1/100 of a stream per watch.
+ */
+async function heapPerWatch(databaseUrl: string, n: number): Promise<number> {
+  v8.setFlagsFromString('--expose_gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const heap = (): number => { gc(); gc(); return process.memoryUsage().heapUsed; };
+  const app = await App.start({ ...DEFAULTS, endpoint: databaseUrl, listenClientUrls: ['http://127.0.0.1:0'], advertiseClientUrls: ['http://127.0.0.1:0'], name: 'wbench-heap' }, createLogger('warn'));
+  try {
+    const h0 = heap();
+    const req = (m: string): string => path.join(ROOT, 'node_modules', m);
+    const worker = new Worker(HEAP_CLIENT, {
+      eval: true,
+      workerData: { ep: `127.0.0.1:${app.ports[0]}`, n, grpc: req('@grpc/grpc-js'), loader: req('@grpc/proto-loader'), protoDir: path.join(ROOT, 'proto') },
+    });
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (m) => { if (m === 'created') resolve(); });
+      worker.on('error', reject);
+    });
+    await sleep(500);
+    const h1 = heap();
+    await worker.terminate();
+    return (h1 - h0) / n;
+  } finally {
+    await app.stop();
+  }
 }
 
 // --- servers ---------------------------------------------------------------------------------
@@ -339,7 +404,7 @@ async function stopChild(c: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-interface Running { targets: Target[]; stop(): Promise<void> }
+interface Running { targets: Target[]; databaseUrl?: string; stop(): Promise<void> }
 
 async function startPgetcd(): Promise<Running> {
   const stops: Array<() => Promise<void>> = [];
@@ -367,6 +432,7 @@ async function startPgetcd(): Promise<Running> {
       pids.push(child.pid!);
     }
     return {
+      databaseUrl: url,
       targets: [
         { name: 'pgetcd', write: eps[0]!, watch: eps[0]!, watchPid: pids[0] },
         { name: 'pgetcd A->B', write: eps[0]!, watch: eps[1]!, watchPid: pids[1] },
@@ -411,14 +477,19 @@ async function startEtcd(bin: string): Promise<Running> {
 const ROWS: Array<[keyof Figures, string, (x: number) => string]> = [
   ['idleP50', 'idle put->event p50 (ms)', (x) => x.toFixed(2)],
   ['idleP99', 'idle put->event p99 (ms)', (x) => x.toFixed(2)],
+  ['idleAckP50', 'idle put reply->event p50 (ms)', (x) => x.toFixed(2)],
+  ['idleAckP99', 'idle put reply->event p99 (ms)', (x) => x.toFixed(2)],
   ['loadRate', 'load: puts/s achieved', (x) => x.toFixed(0)],
   ['loadP50', 'load: put->event p50 (ms)', (x) => x.toFixed(2)],
   ['loadP99', 'load: put->event p99 (ms)', (x) => x.toFixed(2)],
+  ['loadPutP50', 'load: put reply p50 (ms)', (x) => x.toFixed(2)],
+  ['loadPutP99', 'load: put reply p99 (ms)', (x) => x.toFixed(2)],
   ['loadMissing', 'load: events missing', (x) => x.toFixed(0)],
   ['fanAll', `fan-out to ${WATCHERS}: all delivered (ms, median)`, (x) => x.toFixed(1)],
   ['fanP50', 'fan-out: per-watcher arrival p50 (ms)', (x) => x.toFixed(1)],
   ['fanP99', 'fan-out: per-watcher arrival p99 (ms)', (x) => x.toFixed(1)],
   ['memPerWatch', 'memory per watch (bytes of server RSS)', (x) => x.toFixed(0)],
+  ['heapPerWatch', 'JS heap per watch (bytes, in-process pgetcd)', (x) => x.toFixed(0)],
 ];
 
 function report(results: Array<[string, Partial<Figures>]>): void {
@@ -458,6 +529,8 @@ async function main(): Promise<void> {
     const pg = await startPgetcd();
     try {
       for (const t of pg.targets) results.push([t.name, await measure(t, t.name === 'pgetcd')]);
+      note(`pgetcd: JS heap per watch (${WATCHERS} prefix watchers, in this process)`);
+      results[0]![1].heapPerWatch = await heapPerWatch(pg.databaseUrl!, WATCHERS);
     } finally {
       await pg.stop();
     }

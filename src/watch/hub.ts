@@ -9,9 +9,6 @@ import { inKeyRange, type FeedEvent, type KeyRange, type LogBatch } from './type
 /** What a watcher wants: a key range and where to start (0 = after the current revision). */
 export interface WatchSpec {
   range: KeyRange;
-  /** The same range as bytes, for SQL: end null = single key, empty = no end. */
-  key: Buffer;
-  end: Buffer | null;
   startRevision: number;
 }
 
@@ -233,7 +230,9 @@ export class Hub {
         // Still not in the ring? (It may have caught up while waiting for the slot.)
         if (w.nextRev > this.revision || this.ring.covers(w.nextRev)) continue;
         this.stats.dbCatchupReads++;
-        r = await readRange(this.opts.sql, w.spec.key, w.spec.end, w.nextRev, this.revision, this.opts.catchupRows);
+        const { key, end } = w.spec.range;
+        r = await readRange(this.opts.sql, Buffer.from(key, 'latin1'), end === null ? null : Buffer.from(end, 'latin1'),
+          w.nextRev, this.revision, this.opts.catchupRows);
         backoff = 0;
       } catch (err) {
         this.stats.dbCatchupErrors++;

@@ -84,14 +84,21 @@ class SessionWatcher implements WatchSink {
   handle: Watch | undefined;
   /** etcd's progress map: a tick sends a notification only if no events went out since the last tick. */
   progressDue = true;
+  readonly progressNotify: boolean;
+  readonly fragment: boolean;
+  private readonly prevKv: boolean;
   private readonly noPut: boolean;
   private readonly noDelete: boolean;
 
   constructor(
     private readonly session: Session,
     readonly id: string,
-    readonly create: CreateRequest,
+    create: CreateRequest,
   ) {
+    // Only flags are kept: a watcher is small (10,000 of them are common).
+    this.progressNotify = create.progress_notify;
+    this.fragment = create.fragment;
+    this.prevKv = create.prev_kv;
     this.noPut = create.filters.includes(FILTER_NOPUT);
     this.noDelete = create.filters.includes(FILTER_NODELETE);
   }
@@ -100,7 +107,7 @@ class SessionWatcher implements WatchSink {
     const evs: StoreEvent[] = [];
     const sizes: number[] = [];
     const revs: number[] = [];
-    const prev = this.create.prev_kv;
+    const prev = this.prevKv;
     for (const e of events) {
       const t = e.event.type;
       if ((t === PUT && this.noPut) || (t === DELETE && this.noDelete)) continue;
@@ -265,7 +272,7 @@ export class Session {
     this.watchers.set(id, w);
     this.sendControl({ ...blank(id, rev), created: true });
     const range: KeyRange = { key: key.toString('latin1'), end: end === null ? null : end.toString('latin1') };
-    w.handle = this.hub.add({ range, key, end, startRevision: c.start_revision }, w);
+    w.handle = this.hub.add({ range, startRevision: c.start_revision }, w);
     if (!this.hub.isSynced(w.handle)) this.maybeUnsynced.add(w);
     if (c.progress_notify) this.startProgressTimer();
   }
@@ -314,7 +321,7 @@ export class Session {
 
   private progressTick(): void {
     for (const w of this.watchers.values()) {
-      if (!w.create.progress_notify) continue;
+      if (!w.progressNotify) continue;
       if (w.progressDue && w.handle && this.hub.isSynced(w.handle)) {
         this.sendData(blank(w.id, this.hub.revision), responseBaseSize(0, ''));
       }
@@ -359,7 +366,7 @@ export class Session {
 
   private piece(w: SessionWatcher, evs: StoreEvent[], sizes: number[], from: number, to: number, revision: number, bytes: number, live: boolean): void {
     const limit = this.opts.maxResponseBytes;
-    if (!w.create.fragment || bytes < limit || to - from < 2) {
+    if (!w.fragment || bytes < limit || to - from < 2) {
       this.sendData({ ...blank(w.id, revision), events: evs.slice(from, to) }, bytes, live);
       return;
     }

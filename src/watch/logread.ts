@@ -51,7 +51,13 @@ function eventsQuery(sql: Sql, cond: Fragment, limit: number | undefined): Fragm
              p.create_revision AS p_create, p.mod_revision AS p_mod, p.version AS p_version,
              p.lease::text AS p_lease, p.value AS p_value
       FROM kv_log l
-      LEFT JOIN kv_log p ON p.key = l.key AND p.mod_revision = l.prev_revision AND p.kind = l.kind AND NOT p.deleted
+      -- LATERAL + LIMIT keeps this a primary-key probe per row (one partition, pruned at run
+      -- time by l.kind) whatever the planner thinks of the row count: never a join over kv_log.
+      LEFT JOIN LATERAL (
+        SELECT p.create_revision, p.mod_revision, p.version, p.lease, p.value FROM kv_log p
+        WHERE l.prev_revision > 0 AND p.key = l.key AND p.mod_revision = l.prev_revision AND p.kind = l.kind AND NOT p.deleted
+        LIMIT 1
+      ) p ON true
       WHERE ${cond} AND l.mod_revision <= m.revision
       ORDER BY l.mod_revision, l.sub
       ${limit !== undefined ? sql`LIMIT ${limit}` : sql``}

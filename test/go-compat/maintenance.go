@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/clientv3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)`)
+
+// maintenanceChecks: Status (kube-apiserver's and etcdctl's health and version probe) and alarms.
+func maintenanceChecks(r *Runner) {
+	c := r.c
+	r.Check("maintenance.status", func(ctx context.Context) error {
+		ep := c.Endpoints()[0]
+		s, err := c.Status(ctx, ep)
+		if err != nil {
+			return err
+		}
+		if err := wantHeader(s.Header); err != nil {
+			return err
+		}
+		m := versionRE.FindStringSubmatch(s.Version)
+		if m == nil {
+			return errorf("version %q does not parse as major.minor.patch", s.Version)
+		}
+		major, _ := strconv.Atoi(m[1])
+		minor, _ := strconv.Atoi(m[2])
+		if major != 3 || minor < 4 {
+			return errorf("version %q, want 3.4 or later", s.Version)
+		}
+		if s.Leader == 0 || s.Leader != s.Header.MemberId {
+			return errorf("leader=%d member=%d: a one-member cluster leads itself", s.Leader, s.Header.MemberId)
+		}
+		if s.DbSize <= 0 || s.RaftIndex == 0 || s.RaftTerm == 0 {
+			return errorf("db_size=%d raft_index=%d raft_term=%d, want all > 0", s.DbSize, s.RaftIndex, s.RaftTerm)
+		}
+		if len(s.Errors) != 0 || s.IsLearner {
+			return errorf("errors=%q is_learner=%v", s.Errors, s.IsLearner)
+		}
+		return nil
+	})
+
+	r.Check("maintenance.alarm_list", func(ctx context.Context) error {
+		a, err := c.AlarmList(ctx)
+		if err != nil {
+			return err
+		}
+		if len(a.Alarms) != 0 {
+			return errorf("alarms %v, want none", a.Alarms)
+		}
+		// etcd 3.4 sends no header here, 3.5 fills one.
+		if a.Header != nil {
+			return wantHeader(a.Header)
+		}
+		return nil
+	})
+}
+
+// clusterChecks: MemberList, and a client that syncs its endpoints from it.
+func clusterChecks(r *Runner, endpoint string, logCfg *zap.Config) {
+	c := r.c
+	r.Check("cluster.member_list", func(ctx context.Context) error {
+		ml, err := c.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		if err := wantHeader(ml.Header); err != nil {
+			return err
+		}
+		if len(ml.Members) != 1 {
+			return errorf("%d members, want 1", len(ml.Members))
+		}
+		m := ml.Members[0]
+		if m.ID != ml.Header.MemberId || m.Name == "" || len(m.ClientURLs) == 0 || m.IsLearner {
+			return errorf("member %+v, header member %d", *m, ml.Header.MemberId)
+		}
+		return nil
+	})
+
+	// A client with the advertised URLs from MemberList (clientv3 Sync, etcdctl --discovery or
+	// auto-sync) must still reach the server.
+	r.Check("cluster.sync_endpoints", func(ctx context.Context) error {
+		c2, err := clientv3.New(clientv3.Config{
+			Endpoints:   []string{endpoint},
+			DialTimeout: 5 * time.Second,
+			DialOptions: []grpc.DialOption{grpc.WithBlock()},
+			LogConfig:   logCfg,
+		})
+		if err != nil {
+			return err
+		}
+		defer c2.Close()
+		if err := c2.Sync(ctx); err != nil {
+			return err
+		}
+		eps := c2.Endpoints()
+		if len(eps) == 0 {
+			return errorf("no endpoints after Sync")
+		}
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := c2.Get(gctx, r.Key("cluster", "probe")); err != nil {
+			return errorf("get through the synced endpoints %q: %v", eps, err)
+		}
+		return nil
+	})
+}

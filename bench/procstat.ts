@@ -97,3 +97,29 @@ export function treePssMiB(roots: number[]): number {
   }
   return kb / 1024;
 }
+
+export interface IoReading {
+  /** Bytes passed to write()/send() and read()/recv() (sockets, pipes and files alike). */
+  wchar: number;
+  rchar: number;
+  /** Number of write and read system calls. */
+  syscw: number;
+  syscr: number;
+}
+
+/** Summed /proc/<pid>/io of some processes (their own, not their children's). */
+export function ioOf(pids: number[]): IoReading {
+  const out: IoReading = { wchar: 0, rchar: 0, syscw: 0, syscr: 0 };
+  for (const pid of pids) {
+    try {
+      const t = fs.readFileSync(`/proc/${pid}/io`, 'latin1');
+      for (const k of ['wchar', 'rchar', 'syscw', 'syscr'] as const) {
+        const m = new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t);
+        if (m) out[k] += Number(m[1]);
+      }
+    } catch {
+      // exited, or not readable
+    }
+  }
+  return out;
+}

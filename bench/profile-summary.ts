@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame }
+interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
 function area(cf: CallFrame): string {
@@ -39,7 +39,11 @@ export function summarize(file: string, top = 30): string {
     const id = p.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const fn = new Map<string, number>();
+  /** Per function: self time by the JS call path above it (first frames with a URL). */
+  const via = new Map<string, Map<string, number>>();
   const ar = new Map<string, number>();
   let busy = 0;
   let idle = 0;
@@ -49,6 +53,23 @@ export function summarize(file: string, top = 30): string {
     busy += us;
     const name = `${cf.functionName || '(anonymous)'}  ${where(cf)}`;
     fn.set(name, (fn.get(name) ?? 0) + us);
+    const path: string[] = [];
+    for (let q = parent.get(id); q !== undefined && path.length < 3; q = parent.get(q)) {
+      const pf = byId.get(q)!.callFrame;
+      if (pf.url || path.length > 0) path.push(`${pf.functionName || '(anonymous)'} ${where(pf)}`);
+    }
+    // The first caller outside node's internals: whose code asked for this.
+    for (let q = parent.get(id); q !== undefined; q = parent.get(q)) {
+      const pf = byId.get(q)!.callFrame;
+      if (pf.url && !pf.url.startsWith('node:')) {
+        if (!path.includes(`${pf.functionName || '(anonymous)'} ${where(pf)}`)) path.push(`... ${pf.functionName || '(anonymous)'} ${where(pf)}`);
+        break;
+      }
+    }
+    const m = via.get(name) ?? new Map<string, number>();
+    const key = path.join(' < ') || '(root)';
+    m.set(key, (m.get(key) ?? 0) + us);
+    via.set(name, m);
     const a = area(cf);
     ar.set(a, (ar.get(a) ?? 0) + us);
   }
@@ -63,6 +84,12 @@ export function summarize(file: string, top = 30): string {
     '',
     `top ${top} functions by self time:`,
     ...[...fn].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => `${ms(v)} ${pct(v)}  ${k}`),
+    '',
+    'callers of the top 8 (self time by the three frames above, then the first caller outside node internals):',
+    ...[...fn].sort((a, b) => b[1] - a[1]).slice(0, 8).flatMap(([k]) => [
+      `  ${k}`,
+      ...[...via.get(k)!].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([c, v]) => `    ${ms(v)}  < ${c}`),
+    ]),
   ];
   return lines.join('\n');
 }

@@ -32,6 +32,8 @@ export interface RunResult {
     perRequestUs: number | undefined;
   };
   memory: MemReading;
+  /** System calls of the pgetcd node process(es) or etcd, per request (/proc/<pid>/io). */
+  io: { writeCallsPerRequest: number; writeBytesPerRequest: number; readCallsPerRequest: number; readBytesPerRequest: number } | undefined;
   db: {
     /** pg_stat_database transactions per request (exact only after --settle). */
     xactsPerRequest: number;
@@ -68,6 +70,9 @@ const ROWS: Row[] = [
   { label: 'RSS MiB (node|etcd)', get: (r) => r.memory.serverRssMiB, digits: 0, ratio: false },
   { label: 'peak RSS MiB (node|etcd)', get: (r) => r.memory.serverPeakMiB, digits: 0, ratio: false },
   { label: 'PSS MiB (postgres)', get: (r) => r.memory.postgresPssMiB, digits: 0, ratio: false },
+  { label: 'server write syscalls/request', get: (r) => r.io?.writeCallsPerRequest, digits: 2, ratio: true },
+  { label: 'server bytes written/request', get: (r) => r.io?.writeBytesPerRequest, digits: 0, ratio: true },
+  { label: 'server read syscalls/request', get: (r) => r.io?.readCallsPerRequest, digits: 2, ratio: true },
   { label: 'db xacts/request', get: (r) => r.db?.xactsPerRequest, digits: 3, ratio: false },
   { label: 'db write xacts/request', get: (r) => r.db?.writeXactsPerRequest, digits: 3, ratio: false },
   { label: 'db statements/request', get: (r) => r.db?.statementsPerRequest, digits: 2, ratio: false },

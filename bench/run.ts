@@ -103,7 +103,7 @@ async function watchWorkload(args: string[], common: CommonOptions): Promise<Wor
 }
 
 /** The tiny workloads of `smoke`: a few seconds in all, every workload exercised. */
-function smokePlan(): Array<[string, Record<string, string | boolean>]> {
+function smokePlan(): Array<[string, Record<string, string | boolean>, string[]?]> {
   const p = (s: string): string => `/bench/smoke/${s}/`;
   return [
     ['put', { 'clients': '4', 'conns': '2', 'total': '200', 'prefix': p('put') }],
@@ -115,7 +115,9 @@ function smokePlan(): Array<[string, Record<string, string | boolean>]> {
     ['txn', { 'clients': '8', 'conns': '2', 'key-space': '20', 'total': '200', 'prefix': p('txn') }],
     ['mixed', { 'clients': '4', 'conns': '2', 'key-space': '100', 'total': '200', 'prefix': p('mixed') }],
     ['lease', { 'clients': '4', 'conns': '2', 'leases': '20', 'total': '200' }],
-    ...(fs.existsSync(path.join(ROOT, 'bench', 'watch.ts')) ? [['watch', {}] as [string, Record<string, string>]] : []),
+    ...(fs.existsSync(path.join(ROOT, 'bench', 'watch.ts'))
+      ? [['watch', {}, ['--watchers', '100', '--rate', '100', '--seconds', '1', '--samples', '20']] as [string, Record<string, string>, string[]]]
+      : []),
   ];
 }
 
@@ -136,6 +138,7 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
     // after 10 s: let the setup's and warm-up's counts land before the baseline.
     if (t.db && settle > 0 && (w.setup || common.warmup > 0)) await sleep(settle * 1000);
     const cpu0 = t.cpu();
+    const io0 = t.io();
     const db0 = await t.db?.snapshot();
     await t.db?.resetStatements();
     const gen0 = process.cpuUsage();
@@ -143,6 +146,7 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
     const out = await w.run(ctx, { warmup: false });
     const gen = process.cpuUsage(gen0);
     const cpu1 = t.cpu();
+    const io1 = t.io();
     const memory = t.memory();
     if (t.db && settle > 0) await sleep(settle * 1000);
     const db1 = await t.db?.snapshot();
@@ -151,7 +155,8 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
     const serverSeconds = cpu1.server - cpu0.server;
     const postgresSeconds = cpu1.postgres !== undefined && cpu0.postgres !== undefined ? cpu1.postgres - cpu0.postgres : undefined;
     const lat = out.latency?.summary();
-    const n = out.requests;
+    // A program-run workload has no request count: no rates, nothing per request.
+    const n = out.noRates ? 0 : out.requests;
     const totalCalls = statements.reduce((a, s) => a + s.calls, 0);
     return {
       workload: w.name,
@@ -164,7 +169,7 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
       errors: out.errors,
       errorSamples: out.errorSamples,
       seconds: out.seconds,
-      requestsPerSecond: out.seconds > 0 ? n / out.seconds : 0,
+      requestsPerSecond: out.noRates ? NaN : out.seconds > 0 ? n / out.seconds : 0,
       latencyMs: lat && { p50: lat.p50Us / 1000, p90: lat.p90Us / 1000, p99: lat.p99Us / 1000, max: lat.maxUs / 1000, mean: lat.meanUs / 1000 },
       cpu: {
         serverSeconds,
@@ -173,6 +178,12 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
         perRequestUs: n ? ((serverSeconds + (postgresSeconds ?? 0)) * 1e6) / n : undefined,
       },
       memory,
+      io: n ? {
+        writeCallsPerRequest: (io1.syscw - io0.syscw) / n,
+        writeBytesPerRequest: (io1.wchar - io0.wchar) / n,
+        readCallsPerRequest: (io1.syscr - io0.syscr) / n,
+        readBytesPerRequest: (io1.rchar - io0.rchar) / n,
+      } : undefined,
       db: db0 && db1 && n ? {
         xactsPerRequest: (db1.xacts - db0.xacts) / n,
         // The snapshot query itself takes no xid; nothing else of ours writes.
@@ -235,9 +246,9 @@ async function main(): Promise<number> {
   if (smoke) {
     const skip = new Set(o.str('skip', '').split(',').filter(Boolean));
     planned = [];
-    for (const [w, args] of smokePlan()) {
+    for (const [w, args, raw] of smokePlan()) {
       if (skip.has(w)) continue;
-      planned.push({ label: w, p: await plan(w, { ...args, driver: o.str('driver', 'http2'), ...(o.has('timeout') ? { timeout: o.str('timeout', '') } : {}) }, [], true) });
+      planned.push({ label: w, p: await plan(w, { ...args, driver: o.str('driver', 'http2'), ...(o.has('timeout') ? { timeout: o.str('timeout', '') } : {}) }, raw ?? [], true) });
     }
   } else {
     planned = [{ label: name, p: await plan(name, v, rest, false) }];

@@ -10,7 +10,7 @@ import { createLogger } from '../src/log.ts';
 import { DbStats } from './dbstats.ts';
 import { PATHS, Pool } from './grpc.ts';
 import { rangeRequest } from './pb.ts';
-import { pidsWithCmdline, rssMiB, treeCpuSeconds, treePssMiB } from './procstat.ts';
+import { ioOf, pidsWithCmdline, rssMiB, treeCpuSeconds, treePssMiB, type IoReading } from './procstat.ts';
 import type { TargetKind } from './workload.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,6 +37,8 @@ export interface RunningTarget {
   endpoints: string[];
   db: DbStats | undefined;
   cpu(): CpuReading;
+  /** System-call I/O of the pgetcd node process(es) or etcd. */
+  io(): IoReading;
   memory(): MemReading;
   stop(): Promise<void>;
 }
@@ -167,6 +169,7 @@ export async function startPgetcd(o: PgetcdOptions): Promise<RunningTarget> {
       endpoints,
       db,
       cpu: () => ({ server: treeCpuSeconds(nodePids(), postmaster), postgres: postmaster.length ? treeCpuSeconds(postmaster) : undefined }),
+      io: () => ioOf(nodePids()),
       memory: () => {
         const m = nodePids().map(rssMiB);
         return {
@@ -257,6 +260,7 @@ export async function startEtcd(bin: string, keep: boolean, note: (m: string) =>
     endpoints: [endpoint],
     db: undefined,
     cpu: () => ({ server: treeCpuSeconds([pid]), postgres: undefined }),
+    io: () => ioOf([pid]),
     memory: () => { const m = rssMiB(pid); return { serverRssMiB: m.rss, serverPeakMiB: m.peak, postgresPssMiB: undefined }; },
     stop,
   };

@@ -50,6 +50,8 @@ export interface RunOutput {
   latency: Recorder | undefined;
   /** What one request is ("put", "list of 10000 keys", "keep-alive"...). */
   unit: string;
+  /** A whole program run, not a count of requests: no rates or per-request figures. */
+  noRates?: boolean;
   /** Workload-specific figures, printed as extra rows (e.g. conflicts, pages/s). */
   extra: Record<string, number | string>;
 }

@@ -12,7 +12,7 @@ export function externalWorkload(name: string, file: string, args: string[]): Wo
     name,
     params: `${file} ${args.join(' ')}`.trim(),
     async run(ctx, phase): Promise<RunOutput> {
-      const empty: RunOutput = { requests: 0, errors: 0, errorSamples: [], seconds: 0, latency: undefined, unit: `${name} program run`, extra: {} };
+      const empty: RunOutput = { requests: 0, errors: 0, errorSamples: [], seconds: 0, latency: undefined, unit: `${name} program run (its own figures are printed above)`, noRates: true, extra: {} };
       if (phase.warmup) return empty;
       const start = performance.now();
       const code = await new Promise<number>((resolve, reject) => {

@@ -87,4 +87,32 @@ describe('A watcher that does not read', () => {
     fast.close();
     void cs;
   });
+
+  it('a catch-up that falls behind a compaction while its stream is not read is canceled with compact_revision', async () => {
+    const revs: number[] = [];
+    for (let i = 0; i < 400; i++) revs.push(await put(`c/${i}`)); // about 3.2 MB of history
+    const slow = new RawWatch(slowRaw);
+    slow.stream.pause();
+    slow.create({ key: B('c/'), range_end: B('c0'), start_revision: String(revs[0]) });
+    // The catch-up stops when the stream holds a quarter of the limit; compact past where it is.
+    const last = revs.at(-1)!;
+    await raw.call('KV', 'Compact', { revision: String(last) });
+    await put('other'); // a read of the log carries the new compact revision to the hub
+    slow.stream.resume();
+    const created = await slow.next();
+    assert.equal(created.created, true);
+    const got: number[] = [];
+    for (;;) {
+      const r = await slow.next();
+      if (r.canceled) {
+        assert.equal(r.watch_id, created.watch_id);
+        assert.equal(Number(r.compact_revision), last);
+        break;
+      }
+      got.push(...r.events.map((e) => Number(e.kv.mod_revision)));
+    }
+    assert.ok(got.length > 0 && got.length < revs.length, `${got.length} events before the cancel`);
+    assert.deepEqual(got, revs.slice(0, got.length));
+    slow.close();
+  });
 });

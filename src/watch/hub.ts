@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { KeyIndex } from './keyindex.ts';
@@ -238,7 +237,8 @@ export class Hub {
         this.stats.dbCatchupErrors++;
         backoff = Math.min(Math.max(backoff * 2, 100), 5000);
         this.opts.log.warn({ err, retryInMs: backoff }, 'watch catch-up read failed; retrying');
-        await sleep(backoff);
+        // A retry timer must not keep a stopping process alive.
+        await new Promise<void>((resolve) => setTimeout(resolve, backoff).unref());
         continue;
       } finally {
         this.releaseSlot();

@@ -2,9 +2,12 @@
 
 /** Most revisions one feed read covers (a revision is never split). */
 export const FEED_WINDOW_REVISIONS = 1000;
-/** Ring buffer of recent events: most events and most encoded bytes held. */
+/**
+ * Ring buffer of recent events: most events and most bytes (counted as encoded size with
+ * prev_kv; memory is up to about twice that, with the encoded copies the fan-out caches).
+ */
 export const RING_MAX_EVENTS = 100_000;
-export const RING_MAX_BYTES = 64 * 1024 * 1024;
+export const RING_MAX_BYTES = 32 * 1024 * 1024;
 /** Catch-up reads from kv_log running at once, and rows per read. */
 export const CATCHUP_CONCURRENCY = 4;
 export const CATCHUP_ROWS = 1000;

@@ -11,6 +11,9 @@ import (
 
 // compactChecks: kube-apiserver's compactor and reads of compacted revisions.
 func compactChecks(r *Runner, watchOK bool) {
+	if !r.selected("compact.") {
+		return
+	}
 	c := r.c
 	k := r.Key("compact", "k")
 	var r1, r2 int64

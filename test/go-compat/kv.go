@@ -455,4 +455,31 @@ func kvChecks(r *Runner) {
 		_, err = c.Delete(ctx, p, clientv3.WithPrefix())
 		return err
 	})
+
+	// etcdctl get "" --prefix / --from-key: clientv3 turns the empty key into "\x00".
+	r.Check("kv.whole_keyspace", func(ctx context.Context) error {
+		all, err := c.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return errorf("prefix of the empty key: %v", err)
+		}
+		from, err := c.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithCountOnly())
+		if err != nil {
+			return errorf("from the empty key: %v", err)
+		}
+		ours, err := c.Get(ctx, r.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if ours.Count == 0 || all.Count < ours.Count || from.Count != all.Count {
+			return errorf("counts: whole keyspace by prefix %d, from key %d, this run's keys %d", all.Count, from.Count, ours.Count)
+		}
+		first, err := c.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+		if err != nil {
+			return err
+		}
+		if len(first.Kvs) != 1 || !first.More {
+			return errorf("first key of the keyspace: %s more=%v", kvSummary(first.Kvs), first.More)
+		}
+		return nil
+	})
 }

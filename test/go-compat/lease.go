@@ -250,6 +250,10 @@ func leaseChecks(r *Runner) {
 		if t.TTL != -1 {
 			return errorf("time-to-live of an expired lease: ttl=%d, want -1", t.TTL)
 		}
+		_, err = c.KeepAliveOnce(ctx, g.ID)
+		if e := wantErr(err, rpctypes.ErrLeaseNotFound); e != nil {
+			return errorf("keep-alive of an expired lease: %v", e)
+		}
 		return nil
 	})
 }

@@ -1,7 +1,7 @@
 // Command go-compat checks that etcd's Go client (clientv3, the client kube-apiserver uses)
 // works unchanged against an etcd v3 endpoint: pgetcd or etcd itself.
 //
-// Usage: go-compat [-progress-interval 1s] [-only kv,txn] [-v] host:port
+// Usage: go-compat [-progress-interval 1s] [-only kv,txn] [-v] host:port[,host:port...]
 //
 // It prints one line per check, "PASS name", "FAIL name: detail" or "SKIP name: reason",
 // then a summary line, and exits 1 when any check failed (2 when it could not connect).
@@ -95,7 +95,7 @@ func main() {
 	timeout := flag.Duration("timeout", 20*time.Second, "deadline of one check")
 	verbose := flag.Bool("v", false, "keep clientv3's own warnings (every error answer is logged as a retry warning)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: %s [flags] host:port\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "usage: %s [flags] host:port[,host:port...]\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -103,7 +103,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	endpoint := flag.Arg(0)
+	// Several endpoints (comma separated): clientv3 balances requests over them, as
+	// kube-apiserver does with --etcd-servers.
+	endpoints := strings.Split(flag.Arg(0), ",")
 
 	logCfg := logutil.DefaultZapLoggerConfig
 	if !*verbose {
@@ -111,7 +113,7 @@ func main() {
 	}
 	// The settings kube-apiserver uses (staging/src/k8s.io/apiserver/pkg/storage/storagebackend/factory/etcd3.go).
 	cfg := clientv3.Config{
-		Endpoints:            []string{endpoint},
+		Endpoints:            endpoints,
 		DialTimeout:          10 * time.Second,
 		DialKeepAliveTime:    30 * time.Second,
 		DialKeepAliveTimeout: 10 * time.Second,
@@ -145,7 +147,7 @@ func main() {
 	errorChecks(r)
 	leaseChecks(r)
 	maintenanceChecks(r)
-	clusterChecks(r, endpoint, &logCfg)
+	clusterChecks(r, endpoints, &logCfg)
 	watchOK := watchChecks(r)
 	compactChecks(r, watchOK) // last but concurrency: compaction discards history other checks read
 	concurrencyChecks(r)

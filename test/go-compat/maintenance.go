@@ -63,7 +63,7 @@ func maintenanceChecks(r *Runner) {
 }
 
 // clusterChecks: MemberList, and a client that syncs its endpoints from it.
-func clusterChecks(r *Runner, endpoint string, logCfg *zap.Config) {
+func clusterChecks(r *Runner, endpoints []string, logCfg *zap.Config) {
 	c := r.c
 	r.Check("cluster.member_list", func(ctx context.Context) error {
 		ml, err := c.MemberList(ctx)
@@ -87,7 +87,7 @@ func clusterChecks(r *Runner, endpoint string, logCfg *zap.Config) {
 	// auto-sync) must still reach the server.
 	r.Check("cluster.sync_endpoints", func(ctx context.Context) error {
 		c2, err := clientv3.New(clientv3.Config{
-			Endpoints:   []string{endpoint},
+			Endpoints:   endpoints,
 			DialTimeout: 5 * time.Second,
 			DialOptions: []grpc.DialOption{grpc.WithBlock()},
 			LogConfig:   logCfg,

@@ -179,7 +179,7 @@ func watchChecks(r *Runner) bool {
 		return nil
 	})
 	if !ok {
-		for _, n := range []string{"prefix", "multiplexed", "txn_one_response", "rev_replay", "prev_kv", "start_rev_future", "filters", "request_progress", "progress_notify", "cancel"} {
+		for _, n := range []string{"prefix", "multiplexed", "txn_one_response", "rev_replay", "prev_kv", "start_rev_future", "filters", "lease_expiry", "concurrent_writes", "request_progress", "progress_notify", "cancel"} {
 			r.Skip("watch."+n, "watch.basic failed: the Watch service does not deliver events")
 		}
 		return false
@@ -449,6 +449,87 @@ func watchChecks(r *Runner) bool {
 	} else {
 		r.Skip("watch.progress_notify", "the server's progress-notify interval is not known to be short (pass -progress-interval)")
 	}
+
+	// kube-apiserver stores events with a lease: their expiry reaches watchers as deletes.
+	r.Check("watch.lease_expiry", func(ctx context.Context) error {
+		kl := r.Key("watch", "leased")
+		g, err := c.Grant(ctx, 2)
+		if err != nil {
+			return err
+		}
+		p, err := c.Put(ctx, kl, "v", clientv3.WithLease(g.ID))
+		if err != nil {
+			return err
+		}
+		cctx, cancel := wctx(ctx)
+		defer cancel()
+		evs, _, err := events(c.Watch(cctx, kl, clientv3.WithRev(p.Header.Revision+1), clientv3.WithPrevKV()), 1, 15*time.Second)
+		if err != nil {
+			return errorf("delete event of a 2s lease's key: %v", err)
+		}
+		e := evs[0]
+		if e.Type != mvccpb.DELETE || e.PrevKv == nil || e.PrevKv.Lease != int64(g.ID) || e.Kv.ModRevision <= p.Header.Revision {
+			return errorf("event %s, want the delete of the leased key with its prev_kv", evSummary(evs))
+		}
+		return nil
+	})
+
+	// Concurrent writers: the watcher sees every revision once, in order, with the values the
+	// writers' answers say.
+	r.Check("watch.concurrent_writes", func(ctx context.Context) error {
+		p := r.Key("watch", "conc") + "/"
+		cur, err := currentRev(ctx, c)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := wctx(ctx)
+		defer cancel()
+		ch := c.Watch(cctx, p, clientv3.WithPrefix(), clientv3.WithRev(cur+1))
+		const writers, each = 4, 50
+		revs := make(chan [2]int64, writers*each)
+		errs := make(chan error, writers)
+		for w := 0; w < writers; w++ {
+			go func(w int) {
+				for i := 0; i < each; i++ {
+					pr, err := c.Put(ctx, fmt.Sprintf("%s%d/%03d", p, w, i), fmt.Sprint(w*1000+i))
+					if err != nil {
+						errs <- err
+						return
+					}
+					revs <- [2]int64{pr.Header.Revision, int64(w*1000 + i)}
+				}
+				errs <- nil
+			}(w)
+		}
+		for w := 0; w < writers; w++ {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		close(revs)
+		want := map[int64]string{}
+		for rv := range revs {
+			want[rv[0]] = fmt.Sprint(rv[1])
+		}
+		if len(want) != writers*each {
+			return errorf("%d puts answered %d distinct revisions", writers*each, len(want))
+		}
+		evs, _, err := events(ch, writers*each, 20*time.Second)
+		if err != nil {
+			return err
+		}
+		last := int64(0)
+		for _, e := range evs {
+			if e.Kv.ModRevision <= last {
+				return errorf("event at revision %d after %d", e.Kv.ModRevision, last)
+			}
+			last = e.Kv.ModRevision
+			if v, ok := want[e.Kv.ModRevision]; !ok || v != string(e.Kv.Value) {
+				return errorf("event %s: the put answered revision %d with value %q", evSummary([]*clientv3.Event{e}), e.Kv.ModRevision, v)
+			}
+		}
+		return nil
+	})
 
 	r.Check("watch.cancel", func(ctx context.Context) error {
 		kc := r.Key("watch", "cancel")

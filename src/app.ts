@@ -70,6 +70,7 @@ export class App {
         maxTxnOps: cfg.maxTxnOps,
         maxBatch: cfg.maxBatch,
         maxBatchBytes: cfg.maxBatchBytes,
+        connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
       });
       const ctx: ServerContext = {
         cfg, sql, target, store, log, clusterId, memberId,

@@ -6,6 +6,10 @@ export type Sql = postgres.Sql<Record<string, never>>;
 export interface SqlOptions {
   max?: number;
   onnotice?: (n: postgres.Notice) => void;
+  /** Called when a connection of the pool closes. */
+  onclose?: () => void;
+  /** Seconds before a connection is replaced (postgres.js default 30-60 min); 0 = never. */
+  maxLifetime?: number;
 }
 
 /**
@@ -18,6 +22,8 @@ export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
     idle_timeout: 0,
     connect_timeout: 10,
     onnotice: opts.onnotice ?? (() => undefined),
+    ...(opts.onclose ? { onclose: opts.onclose } : {}),
+    ...(opts.maxLifetime !== undefined ? { max_lifetime: opts.maxLifetime } : {}),
     connection: { application_name: 'pgetcd' },
     types: {
       int8num: {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { checkWireFormat } from './wirecheck.ts';
 
 export const PROTO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto');
 
@@ -62,6 +63,7 @@ export function withRequestSizes(def: grpc.ServiceDefinition): grpc.ServiceDefin
     out[name] = {
       ...(method as grpc.MethodDefinition<object, object>),
       requestDeserialize: (buf: Buffer) => {
+        checkWireFormat(buf);
         const msg = decode(buf) as object;
         sizes.set(msg, buf.length);
         return msg;

@@ -16,6 +16,8 @@ export interface StoreOptions {
   maxTxnOps: number;
   maxBatch: number;
   maxBatchBytes: number;
+  /** Opens a dedicated single-connection client for the writer (see WriterOptions.connect). */
+  connect: (onClose: () => void) => Sql;
 }
 
 /**
@@ -33,6 +35,7 @@ export class Store {
       log: opts.log.child({ mod: 'writer' }),
       maxBatch: opts.maxBatch,
       maxBatchBytes: opts.maxBatchBytes,
+      connect: opts.connect,
       onCommit: (rev) => { for (const l of this.commitListeners) l(rev); },
     });
     this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }));

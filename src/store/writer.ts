@@ -10,7 +10,6 @@ import { kindOf as kindOfKey } from './kind.ts';
 
 const EMPTY = Buffer.alloc(0);
 
-type Reserved = postgres.ReservedSql<Record<string, never>>;
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 interface Pending {
@@ -28,6 +27,14 @@ export interface WriterOptions {
   maxBatchBytes: number;
   /** Called after each commit that created revisions, with the new revision. */
   onCommit?: (revision: number) => void;
+  /**
+   * Opens a dedicated single-connection client (max: 1, no max lifetime) for one pipeline slot
+   * and calls onClose when its connection closes. Not a reserved pool connection: postgres.js
+   * 3.4 throws an uncatchable error or hangs when a reserved connection is used after its
+   * backend died, and can leave a query unsettled when its socket errors; the writer gives up a
+   * slot's client at its first failure and watches for closes itself.
+   */
+  connect: (onClose: () => void) => Sql;
 }
 
 export interface WriterStats {
@@ -50,7 +57,7 @@ interface CurrentRow {
  * writer takes all that is queued (bounded), and in one Postgres transaction locks `meta`, reads
  * the keys involved, evaluates the requests in order in memory, writes every row with one
  * set-based statement and commits once. Round trips per batch: two (BEGIN+lock+reads, then
- * write+COMMIT), each pipelined on a reserved connection.
+ * write+COMMIT), each pipelined on the slot's own connection.
  */
 export class Writer {
   readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0 };
@@ -58,7 +65,7 @@ export class Writer {
   private running: Promise<void> | undefined;
   private closed = false;
   /** Two connections: while one batch commits, the next one already waits for the meta lock. */
-  private readonly conns: Array<Reserved | undefined> = [undefined, undefined];
+  private readonly slots: Array<Slot | undefined> = [undefined, undefined];
   private slot = 0;
 
   constructor(private readonly sql: Sql, private readonly opts: WriterOptions) {}
@@ -75,10 +82,8 @@ export class Writer {
   async close(): Promise<void> {
     this.closed = true;
     while (this.running) await this.running;
-    for (let i = 0; i < this.conns.length; i++) {
-      this.conns[i]?.release();
-      this.conns[i] = undefined;
-    }
+    const slots = this.slots.splice(0, this.slots.length, undefined, undefined);
+    await Promise.all(slots.map((s) => s?.sql.end({ timeout: 5 })));
   }
 
   /**
@@ -97,7 +102,7 @@ export class Writer {
         try {
           prepared = await this.prepare(slot, batch.map((p) => p.m));
         } catch (err) {
-          await this.recover(slot);
+          this.discard(slot);
           await committing;
           committing = undefined;
           await this.fail(batch, err);
@@ -127,39 +132,54 @@ export class Writer {
     return this.queue.splice(0, n);
   }
 
-  private async connection(slot: number): Promise<Reserved> {
-    let c = this.conns[slot];
-    if (!c) {
-      c = await this.sql.reserve();
-      this.conns[slot] = c;
-    }
-    return c;
+  /** The slot's connection, opened anew when there is none or it was lost. */
+  private connection(i: number): Slot {
+    const had = this.slots[i];
+    if (had && !had.dead) return had;
+    if (had) this.discard(i);
+    let fail: (e: unknown) => void = () => undefined;
+    const lost = new Promise<never>((_, reject) => { fail = reject; });
+    lost.catch(() => undefined);
+    const slot: Slot = { sql: undefined as unknown as Sql, dead: false, lost, ready: undefined };
+    slot.sql = this.opts.connect(() => {
+      slot.dead = true;
+      fail(new StoreError('Unavailable', 'connection to PostgreSQL lost'));
+    });
+    // postgres.js learns the array types when a client first connects, and array parameters
+    // are encoded when a query is built: a new client runs one query before the batch's.
+    slot.ready = Promise.race([slot.sql`SELECT 1`, lost]).then(() => { slot.ready = undefined; });
+    slot.ready.catch(() => undefined);
+    this.slots[i] = slot;
+    return slot;
   }
 
-  /** After a failure: roll back whatever is open, or give up the connection. */
-  private async recover(slot: number): Promise<void> {
-    const c = this.conns[slot];
-    if (!c) return;
-    try {
-      await c`ROLLBACK`;
-    } catch {
-      this.conns[slot] = undefined;
-      c.release();
-    }
+  /**
+   * After a failure: gives up the slot's client. Closing its connection rolls back whatever
+   * was open; the next batch on the slot opens a new one.
+   */
+  private discard(i: number): void {
+    const s = this.slots[i];
+    this.slots[i] = undefined;
+    if (s) s.sql.end({ timeout: 0 }).catch(() => undefined);
   }
 
   /** Phase 1: lock, read, evaluate. Nothing is written yet. */
-  private async prepare(slot: number, ms: Mutation[]): Promise<Prepared> {
-    const conn = await this.connection(slot);
+  private async prepare(i: number, ms: Mutation[]): Promise<Prepared> {
+    const slot = this.connection(i);
+    if (slot.ready) await slot.ready;
+    const conn = slot.sql;
     const rs = newReadSet();
     for (const m of ms) collect(rs, m);
 
     const begin = conn`BEGIN`;
-    const meta = conn`SELECT revision, compact_revision FROM meta WHERE id = 1 FOR UPDATE` as unknown as Promise<Array<{ revision: number; compact_revision: number }>>;
+    const meta = conn`SELECT revision, compact_revision, pg_backend_pid() AS pid FROM meta WHERE id = 1 FOR UPDATE` as unknown as Promise<Array<{ revision: number; compact_revision: number; pid: number }>>;
     const rows = readCurrent(conn, rs);
     const leases = readLeases(conn, rs);
     const historical = rs.historical.map((r) => rangeQuery(conn, r).catch((e: unknown) => (isStoreError(e) ? e : Promise.reject(e))));
-    const [, metaRows, currentRows, leaseIds, histResults] = await Promise.all([begin, meta, rows, leases, Promise.all(historical)]);
+    const [, metaRows, currentRows, leaseIds, histResults] = await Promise.race([
+      Promise.all([begin, meta, rows, leases, Promise.all(historical)]),
+      slot.lost,
+    ]);
 
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
@@ -183,19 +203,19 @@ export class Writer {
         throw e;
       }
     });
-    return { results, applier, revision: m.revision, compactRevision: m.compact_revision };
+    return { results, applier, revision: m.revision, compactRevision: m.compact_revision, pid: m.pid, slot };
   }
 
   /** Phase 2: one write statement and COMMIT, pipelined; then answer the batch. */
   private async commit(slot: number, batch: Pending[], p: Prepared): Promise<void> {
     try {
-      const conn = await this.connection(slot);
-      const write = writeStatement(conn, p.applier, p.revision, p.compactRevision);
-      if (write) await Promise.all([write, conn`COMMIT`]);
-      else await conn`COMMIT`;
+      const conn = p.slot.sql;
+      const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
+      await Promise.race([write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`, p.slot.lost]);
     } catch (err) {
-      await this.recover(slot);
-      await this.fail(batch, err);
+      if (this.slots[slot] === p.slot) this.discard(slot);
+      const replaced = (err as { code?: unknown } | null)?.code === GUARD_FAILED;
+      await this.fail(batch, replaced ? new StoreError('Unavailable', 'connection lost during the batch') : err);
       return;
     }
     if (p.applier.revision > p.revision) this.opts.onCommit?.(p.applier.revision);
@@ -229,7 +249,7 @@ export class Writer {
     try {
       prepared = await this.prepare(slot, [q.m]);
     } catch (err) {
-      await this.recover(slot);
+      this.discard(slot);
       await this.fail([q], err);
       return;
     }
@@ -242,9 +262,24 @@ interface Prepared {
   applier: BatchApplier;
   revision: number;
   compactRevision: number;
+  /** The backend that took the meta lock and read the batch's state, and its slot. */
+  pid: number;
+  slot: Slot;
 }
 
-function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
+/** A pipeline slot's dedicated connection; `lost` rejects once postgres.js reports it closed. */
+interface Slot {
+  sql: Sql;
+  dead: boolean;
+  lost: Promise<never>;
+  /** Set until the client's first connection is up. */
+  ready: Promise<void> | undefined;
+}
+
+/** SQLSTATE of the write statement's guard (division by zero). */
+const GUARD_FAILED = '22012';
+
+function readCurrent(conn: Sql, rs: ReadSet): Promise<CurrentRow[]> {
   const parts: Fragment[] = [];
   const cols = conn`c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease`;
   if (rs.points.size > 0) {
@@ -270,14 +305,14 @@ function readCurrent(conn: Reserved, rs: ReadSet): Promise<CurrentRow[]> {
   return q as unknown as Promise<CurrentRow[]>;
 }
 
-async function readLeases(conn: Reserved, rs: ReadSet): Promise<string[]> {
+async function readLeases(conn: Sql, rs: ReadSet): Promise<string[]> {
   if (rs.leases.size === 0) return [];
   const rows = (await conn`SELECT id::text AS id FROM leases WHERE id = ANY(${conn.array([...rs.leases], 25)}::int8[])`) as unknown as Array<{ id: string }>;
   return rows.map((r) => r.id);
 }
 
 /** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */
-function writeStatement(conn: Reserved, a: BatchApplier, revision: number, compactRevision: number): Fragment | undefined {
+function writeStatement(conn: Sql, a: BatchApplier, revision: number, compactRevision: number, pid: number): Fragment | undefined {
   const ctes: Fragment[] = [];
   const rows = a.logRows;
   if (rows.length > 0) {
@@ -311,7 +346,10 @@ function writeStatement(conn: Reserved, a: BatchApplier, revision: number, compa
     ctes.push(conn`m AS (UPDATE meta SET revision = ${a.revision}, compact_revision = ${a.compactRevision} WHERE id = 1)`);
   }
   if (ctes.length === 0) return undefined;
-  let q = ctes[0]!;
-  for (const c of ctes.slice(1)) q = conn`${q}, ${c}`;
-  return conn`WITH ${q} SELECT 1`;
+  // The lock and the reads belong to the backend and transaction that prepared the batch. Had
+  // the connection been lost and reopened since, this statement would run on a new session
+  // outside any transaction: the guard then fails it (division by zero) before anything lands.
+  let q = conn`g AS (SELECT 1 / (pg_backend_pid() = ${pid}::int4 AND transaction_timestamp() < statement_timestamp())::int AS ok)`;
+  for (const c of ctes) q = conn`${q}, ${c}`;
+  return conn`WITH ${q} SELECT ok FROM g`;
 }

@@ -7,7 +7,7 @@ import type { Store } from '../store/store.ts';
 import { StoreError } from '../store/errors.ts';
 import { toGrpcError } from './errors.ts';
 import { requestSize } from './proto.ts';
-import type { WireHeader } from './wire.ts';
+import type { WireHeader, WireUint64 } from './wire.ts';
 
 /** What every gRPC service of one pgetcd instance shares. */
 export interface ServerContext {
@@ -27,8 +27,16 @@ export interface ServerContext {
 
 export const RAFT_TERM = 2;
 
+/** A uint64 as the {low, high} words protobufjs takes without parsing a decimal string each time. */
+function uint64Words(decimal: string): WireUint64 {
+  const v = BigInt.asUintN(64, BigInt(decimal));
+  return { low: Number(v & 0xffffffffn) | 0, high: Number(v >> 32n) | 0, unsigned: true };
+}
+
 export function makeHeaderFn(clusterId: string, memberId: string): (revision: number) => WireHeader {
-  return (revision) => ({ cluster_id: clusterId, member_id: memberId, revision, raft_term: RAFT_TERM });
+  const cluster = uint64Words(clusterId);
+  const member = uint64Words(memberId);
+  return (revision) => ({ cluster_id: cluster, member_id: member, revision, raft_term: RAFT_TERM });
 }
 
 /** A unary handler from an async function; errors become etcd's statuses. */

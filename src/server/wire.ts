@@ -67,9 +67,16 @@ export interface WireCompactionRequest {
   physical: boolean;
 }
 
+/** A 64-bit integer as protobufjs's Long-like words (encoded without parsing). */
+export interface WireUint64 {
+  low: number;
+  high: number;
+  unsigned: boolean;
+}
+
 export interface WireHeader {
-  cluster_id: Int64 | number;
-  member_id: Int64 | number;
+  cluster_id: Int64 | number | WireUint64;
+  member_id: Int64 | number | WireUint64;
   revision: number;
   raft_term: number;
 }

@@ -19,10 +19,12 @@ export interface TestServer {
 /** Starts pgetcd in this process on a fresh database (or on `databaseUrl` to share one). */
 export async function startServer(opts: Partial<Config> & { databaseUrl?: string } = {}): Promise<TestServer> {
   const databaseUrl = opts.databaseUrl ?? (await createTestDatabase());
+  // A real port (not 0) so MemberList advertises an address clients can sync to.
+  const url = `http://127.0.0.1:${await freePort()}`;
   const cfg: Config = {
     ...DEFAULTS,
-    listenClientUrls: ['http://127.0.0.1:0'],
-    advertiseClientUrls: ['http://127.0.0.1:0'],
+    listenClientUrls: [url],
+    advertiseClientUrls: [url],
     ...opts,
     endpoint: databaseUrl,
   };

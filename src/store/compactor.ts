@@ -36,25 +36,35 @@ export class Compactor {
     } while (this.again);
   }
 
-  /** One chunk in one transaction; false when there is nothing left to do. */
+  /**
+   * One chunk in one statement (so one transaction, on any pool connection: postgres.js 3.4 can
+   * crash the process when a transaction's pinned connection is used after its backend died);
+   * false when there is nothing left to do or another instance holds the compaction lock.
+   */
   private async chunk(): Promise<boolean> {
-    return await this.sql.begin(async (tx) => {
-      const [lock] = (await tx`SELECT pg_try_advisory_xact_lock(${COMPACT_LOCK}) AS ok`) as unknown as Array<{ ok: boolean }>;
-      if (!lock?.ok) return false;
-      const [st] = (await tx`SELECT m.compact_revision AS target, c.physical_revision AS done
-        FROM meta m, compaction c`) as unknown as Array<{ target: number; done: number }>;
-      if (!st || st.done >= st.target) return false;
-      const lo = st.done;
-      const hi = Math.min(st.target, lo + CHUNK);
-      const superseded = await tx`
+    const rows = (await this.sql`
+      WITH st AS (
+        SELECT c.physical_revision AS lo, least(m.compact_revision, c.physical_revision + ${CHUNK}) AS hi,
+               m.compact_revision AS target
+        FROM meta m, compaction c
+        WHERE c.physical_revision < m.compact_revision AND pg_try_advisory_xact_lock(${COMPACT_LOCK})
+      ), superseded AS (
         DELETE FROM kv_log l
-        USING (SELECT key, prev_revision, kind FROM kv_log
-               WHERE mod_revision > ${lo} AND mod_revision <= ${hi} AND prev_revision > 0) s
-        WHERE l.key = s.key AND l.mod_revision = s.prev_revision AND l.kind = s.kind`;
-      const tombstones = await tx`DELETE FROM kv_log WHERE deleted AND mod_revision > ${lo} AND mod_revision <= ${hi}`;
-      await tx`UPDATE compaction SET physical_revision = ${hi}`;
-      this.log.debug({ from: lo, to: hi, superseded: superseded.count, tombstones: tombstones.count }, 'compacted history');
-      return hi < st.target;
-    }) as boolean;
+        USING (SELECT s.key, s.prev_revision, s.kind FROM kv_log s, st
+               WHERE s.mod_revision > st.lo AND s.mod_revision <= st.hi AND s.prev_revision > 0) s
+        WHERE l.key = s.key AND l.mod_revision = s.prev_revision AND l.kind = s.kind
+        RETURNING 1
+      ), tombstones AS (
+        DELETE FROM kv_log t USING st WHERE t.deleted AND t.mod_revision > st.lo AND t.mod_revision <= st.hi
+        RETURNING 1
+      ), done AS (
+        UPDATE compaction SET physical_revision = st.hi FROM st RETURNING st.lo, st.hi, st.target
+      )
+      SELECT lo, hi, target, (SELECT count(*) FROM superseded)::int AS superseded, (SELECT count(*) FROM tombstones)::int AS tombstones
+      FROM done`) as unknown as Array<{ lo: number; hi: number; target: number; superseded: number; tombstones: number }>;
+    const r = rows[0];
+    if (!r) return false;
+    this.log.debug({ from: r.lo, to: r.hi, superseded: r.superseded, tombstones: r.tombstones }, 'compacted history');
+    return r.hi < r.target;
   }
 }

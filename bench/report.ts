@@ -5,6 +5,7 @@ import type { TargetKind } from './workload.ts';
 export interface StatementFigure {
   query: string;
   callsPerRequest: number;
+  callsPerSecond: number;
   meanUs: number;
 }
 
@@ -42,6 +43,8 @@ export interface RunResult {
     walBytesPerRequest: number;
     /** pg_stat_statements executions per request (BEGIN/COMMIT included). */
     statementsPerRequest: number | undefined;
+    xactsPerSecond: number;
+    statementsPerSecond: number | undefined;
     topStatements: StatementFigure[];
   } | undefined;
   extra: Record<string, number | string>;
@@ -77,6 +80,8 @@ const ROWS: Row[] = [
   { label: 'db write xacts/request', get: (r) => r.db?.writeXactsPerRequest, digits: 3, ratio: false },
   { label: 'db statements/request', get: (r) => r.db?.statementsPerRequest, digits: 2, ratio: false },
   { label: 'WAL bytes/request', get: (r) => r.db?.walBytesPerRequest, digits: 0, ratio: false },
+  { label: 'db xacts/s', get: (r) => r.db?.xactsPerSecond, digits: 1, ratio: false },
+  { label: 'db statements/s', get: (r) => r.db?.statementsPerSecond, digits: 1, ratio: false },
 ];
 
 function fmt(x: number | string | undefined, digits: number): string {
@@ -142,9 +147,10 @@ export function formatTable(results: RunResult[]): string {
   const pg = by.get('pgetcd');
   const last = pg?.[pg.length - 1];
   if (last?.db?.topStatements.length) {
-    lines.push('   pgetcd statements (pg_stat_statements, last run): calls/request  mean us  query');
+    const perReq = last.requests > 0 && Number.isFinite(last.requestsPerSecond);
+    lines.push(`   pgetcd statements (pg_stat_statements, last run): ${perReq ? 'calls/request' : 'calls/s'}  mean us  query`);
     for (const s of last.db.topStatements) {
-      lines.push(`   ${s.callsPerRequest.toFixed(3).padStart(10)}  ${s.meanUs.toFixed(1).padStart(8)}  ${s.query}`);
+      lines.push(`   ${(perReq ? s.callsPerRequest : s.callsPerSecond).toFixed(3).padStart(10)}  ${s.meanUs.toFixed(1).padStart(8)}  ${s.query}`);
     }
   }
   return lines.join('\n');

@@ -19,12 +19,13 @@ import { mixedWorkload } from './workloads/mixed.ts';
 import { putWorkload } from './workloads/put.ts';
 import { rangeWorkload } from './workloads/range.ts';
 import { externalWorkload } from './workloads/external.ts';
+import { idleWorkload } from './workloads/idle.ts';
 import { txnWorkload } from './workloads/txn.ts';
 import { summarize } from './profile-summary.ts';
 
 const USAGE = `Usage: npm run bench -- <workload> [options]
 
-Workloads: put, range, txn, mixed, lease, watch (bench/watch.ts), check-perf, smoke
+Workloads: put, range, txn, mixed, lease, watch (bench/watch.ts), check-perf, idle, smoke
 
 Load:     --clients N (1)  --conns N (1)  --total N | --seconds S  --warmup S (1)  --repeat N (1)
           --driver http2|grpc-js (http2)  --timeout S (per request; 60, 15 in smoke)
@@ -83,6 +84,7 @@ async function plan(name: string, v: Values, rawArgs: string[], smoke: boolean):
     case 'mixed': return { workload: mixedWorkload(o, common), common };
     case 'lease': return { workload: leaseWorkload(o, common), common };
     case 'check-perf': return { workload: checkPerfWorkload(o, common), common };
+    case 'idle': return { workload: idleWorkload(o, common), common };
     case 'watch': return { workload: await watchWorkload(rawArgs, common), common };
     default: throw new Error(`unknown workload "${name}"\n\n${USAGE}`);
   }
@@ -115,6 +117,7 @@ function smokePlan(): Array<[string, Record<string, string | boolean>, string[]?
     ['txn', { 'clients': '8', 'conns': '2', 'key-space': '20', 'total': '200', 'prefix': p('txn') }],
     ['mixed', { 'clients': '4', 'conns': '2', 'key-space': '100', 'total': '200', 'prefix': p('mixed') }],
     ['lease', { 'clients': '4', 'conns': '2', 'leases': '20', 'total': '200' }],
+    ['idle', { 'seconds': '1' }],
     ...(fs.existsSync(path.join(ROOT, 'bench', 'watch.ts'))
       ? [['watch', {}, ['--watchers', '100', '--rate', '100', '--seconds', '1', '--samples', '20']] as [string, Record<string, string>, string[]]]
       : []),
@@ -158,6 +161,7 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
     // A program-run workload has no request count: no rates, nothing per request.
     const n = out.noRates ? 0 : out.requests;
     const totalCalls = statements.reduce((a, s) => a + s.calls, 0);
+    const per = (x: number): number => (n ? x / n : NaN);
     return {
       workload: w.name,
       params: w.params,
@@ -184,13 +188,17 @@ async function measure(p: Planned, t: RunningTarget, repeat: number, settle: num
         readCallsPerRequest: (io1.syscr - io0.syscr) / n,
         readBytesPerRequest: (io1.rchar - io0.rchar) / n,
       } : undefined,
-      db: db0 && db1 && n ? {
-        xactsPerRequest: (db1.xacts - db0.xacts) / n,
+      db: db0 && db1 ? {
+        xactsPerRequest: per(db1.xacts - db0.xacts),
         // The snapshot query itself takes no xid; nothing else of ours writes.
-        writeXactsPerRequest: (db1.nextXid - db0.nextXid) / n,
-        walBytesPerRequest: (db1.walBytes - db0.walBytes) / n,
-        statementsPerRequest: t.db?.pgss ? totalCalls / n : undefined,
-        topStatements: statements.slice(0, 8).map((s) => ({ query: oneLine(s.query), callsPerRequest: s.calls / n, meanUs: s.calls ? (s.totalMs * 1000) / s.calls : 0 })),
+        writeXactsPerRequest: per(db1.nextXid - db0.nextXid),
+        walBytesPerRequest: per(db1.walBytes - db0.walBytes),
+        statementsPerRequest: t.db?.pgss ? per(totalCalls) : undefined,
+        xactsPerSecond: (db1.xacts - db0.xacts) / out.seconds,
+        statementsPerSecond: t.db?.pgss ? totalCalls / out.seconds : undefined,
+        topStatements: statements.slice(0, 8).map((s) => ({
+          query: oneLine(s.query), callsPerRequest: per(s.calls), callsPerSecond: s.calls / out.seconds, meanUs: s.calls ? (s.totalMs * 1000) / s.calls : 0,
+        })),
       } : undefined,
       extra: out.extra,
     };
@@ -277,7 +285,7 @@ async function main(): Promise<number> {
           try {
             const r = await measure(p, t, rep, settle, note);
             results.push(r);
-            if (r.errors > 0 || r.requests === 0) failures.push(`${kind} ${label} (${p.workload.params}): ${r.requests} requests, ${r.errors} errors ${r.errorSamples.join(' | ')}`);
+            if (r.errors > 0 || (r.requests === 0 && !Number.isNaN(r.requestsPerSecond))) failures.push(`${kind} ${label} (${p.workload.params}): ${r.requests} requests, ${r.errors} errors ${r.errorSamples.join(' | ')}`);
           } catch (err) {
             failures.push(`${kind} ${label} (${p.workload.params}): ${(err as Error).message}`);
             note(`${kind}: ${label} failed: ${(err as Error).message}`);
@@ -300,8 +308,12 @@ async function main(): Promise<number> {
   const text = [...groups.values()].map(formatTable).join('\n\n');
   process.stdout.write(text + '\n');
   if (profileDir) {
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread; others are
+    // workers (tsx's module loader), listed only.
     for (const f of fs.readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile') && !profilesBefore.has(x))) {
-      process.stdout.write(`\npgetcd CPU profile: ${path.join(profileDir, f)}\n${summarize(path.join(profileDir, f), 25)}\n`);
+      const file = path.join(profileDir, f);
+      if (/\.\d+\.0\.\d+\.cpuprofile$/.test(f)) process.stdout.write(`\npgetcd CPU profile (main thread): ${summarize(file, 25)}\n`);
+      else process.stdout.write(`\nworker thread profile (not summarised): ${file}\n`);
     }
   }
   const jsonFile = o.str('json', '');

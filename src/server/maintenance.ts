@@ -67,12 +67,12 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
     }),
 
     Hash: unaryRpc(ctx, async () => {
-      const h = await hashAll(ctx.sql);
+      const h = await hashAll(ctx.sql, ctx.target);
       return { header: ctx.header(h.revision), hash: h.hash };
     }),
 
     HashKV: unaryRpc(ctx, async (req: WireHashKVRequest) => {
-      const h = await hashKV(ctx.sql, Number(req.revision));
+      const h = await hashKV(ctx.target, Number(req.revision));
       return { header: ctx.header(h.revision), hash: h.hash, compact_revision: String(h.compactRevision) };
     }),
 

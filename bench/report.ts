@@ -41,7 +41,7 @@ export interface RunResult {
     /** Transactions that were assigned an xid (wrote), per request: exact. */
     writeXactsPerRequest: number;
     walBytesPerRequest: number;
-    /** pg_stat_statements executions per request (BEGIN/COMMIT included). */
+    /** pg_stat_statements executions per request (BEGIN/COMMIT via the extended protocol did not show up on PG 18). */
     statementsPerRequest: number | undefined;
     xactsPerSecond: number;
     statementsPerSecond: number | undefined;

@@ -21,7 +21,7 @@ CREATE TABLE meta (
 COMMENT ON TABLE meta IS 'pgetcd: one row; writers lock it (SELECT ... FOR UPDATE) to serialise revisions';
 -- An empty etcd store is at revision 1.
 INSERT INTO meta (revision, compact_revision, cluster_id)
-VALUES (1, 0, (floor(random() * 9.2e18))::bigint);
+VALUES (1, 0, ((random() * 2147483647)::bigint << 32) | (random() * 4294967295)::bigint);
 
 -- Physical compaction progress lives apart from meta so that deleting history never holds the
 -- row every writer locks. Compaction deletes what lies in (physical_revision, meta.compact_revision].

@@ -19,7 +19,7 @@ export function checkPerfWorkload(o: Opts, _common: CommonOptions): Workload {
       const text = await runEtcdctl(etcdctl, ['--endpoints', ctx.endpoints.join(','), '--command-timeout', '60s', 'check', 'perf', `--load=${load}`]);
       const seconds = (performance.now() - start) / 1000;
       // etcdctl redraws a progress bar with carriage returns: keep only its verdict lines.
-      ctx.note(text.split(/[\r\n]+/).filter((l) => /^(PASS|FAIL)|writes\/s|Slowest|Stddev/.test(l.trim())).map((l) => l.trim()).join(' | '));
+      ctx.note((text.match(/(PASS|FAIL)(:[^\r\n]*)?|Slowest request took too long[^\r\n]*/g) ?? ['no verdict']).join(' | '));
       const num = (re: RegExp): number | undefined => { const m = re.exec(text); return m ? Number(m[1]) : undefined; };
       const throughput = num(/Throughput (?:is|too low:) (\d+(?:\.\d+)?) writes\/s/);
       const slowest = num(/request took(?: too long:)? (\d+(?:\.\d+)?)s/);

@@ -91,16 +91,35 @@ function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
     FROM meta m LEFT JOIN LATERAL (${page}) p ON true`;
 }
 
+/**
+ * The range as it was at req.revision (R). Keys whose live row in kv_current is at or below R
+ * have not changed since R: that row is their state at R. Only keys written after R (found in
+ * kv_log above R) need a look back in kv_log: their latest row at or below R, if it is not a
+ * tombstone. Kubernetes reads every page of a paginated list at the first page's revision, so
+ * R is recent and the look-back touches few keys (a DISTINCT ON over every version of the range
+ * was about 5x slower than etcd per page). Compaction keeps exactly what this needs: the latest
+ * row at or below the compact revision (unless a tombstone) and every row above it.
+ */
 function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
   const page = req.count_only
     ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
     : pageQuery(sql, req, sql`live`, sql`true`);
+  const r = req.revision;
   return sql`
-    WITH v AS (
-      SELECT DISTINCT ON (key) key, create_revision, mod_revision, version, lease, deleted, value
-      FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision <= ${req.revision}
-      ORDER BY key, mod_revision DESC
-    ), live AS (SELECT * FROM v WHERE NOT deleted)
+    WITH changed AS (
+      SELECT DISTINCT key, kind FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision > ${r}
+    ), live AS (
+      SELECT key, create_revision, mod_revision, version, lease, value
+      FROM kv_current WHERE ${keyCond(sql, req, false)} AND mod_revision <= ${r}
+      UNION ALL
+      SELECT h.key, h.create_revision, h.mod_revision, h.version, h.lease, h.value
+      FROM changed c CROSS JOIN LATERAL (
+        SELECT l.key, l.create_revision, l.mod_revision, l.version, l.lease, l.value, l.deleted
+        FROM kv_log l WHERE l.key = c.key AND l.kind = c.kind AND l.mod_revision <= ${r}
+        ORDER BY l.mod_revision DESC LIMIT 1
+      ) h
+      WHERE NOT h.deleted
+    )
     SELECT m.revision AS r, m.compact_revision AS c, (SELECT count(*) FROM live) AS n, p.*
     FROM meta m LEFT JOIN LATERAL (${page}) p ON true`;
 }

@@ -13,6 +13,8 @@ export type SqlLike = Sql | postgres.TransactionSql<Record<string, never>> | pos
 interface RangeRow {
   r: number;
   c: number;
+  /** Only from unchangedHistoryQuery: a key in range was written after the requested revision. */
+  changed?: boolean;
   n: number;
   key: Buffer | null;
   create_revision: number;
@@ -92,6 +94,24 @@ function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
 }
 
 /**
+ * The common historical read: nothing in the range was written after R (Kubernetes reads
+ * every page of a list at the first page's revision, seconds earlier). Then the range at R is
+ * kv_current's rows with mod_revision <= R, which reads like a head range. `changed` says
+ * whether that premise held in this statement's snapshot; if not, historyQuery answers.
+ */
+function unchangedHistoryQuery(sql: SqlLike, req: RangeRequest): Fragment {
+  const cond = sql`${keyCond(sql, req, false)} AND mod_revision <= ${req.revision}`;
+  const page = req.count_only
+    ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
+    : pageQuery(sql, req, sql`kv_current`, cond);
+  return sql`
+    SELECT m.revision AS r, m.compact_revision AS c,
+           EXISTS (SELECT 1 FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision > ${req.revision}) AS changed,
+           (SELECT count(*) FROM kv_current WHERE ${cond}) AS n, p.*
+    FROM meta m LEFT JOIN LATERAL (${page}) p ON true`;
+}
+
+/**
  * The range as it was at req.revision (R). Keys whose live row in kv_current is at or below R
  * have not changed since R: that row is their state at R. Only keys written after R (found in
  * kv_log above R) need a look back in kv_log: their latest row at or below R, if it is not a
@@ -101,17 +121,18 @@ function headQuery(sql: SqlLike, req: RangeRequest): Fragment {
  * row at or below the compact revision (unless a tombstone) and every row above it.
  */
 function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
+  const r = req.revision;
+  const unchanged = sql`SELECT key, create_revision, mod_revision, version, lease, value
+    FROM kv_current WHERE ${keyCond(sql, req, false)} AND mod_revision <= ${r}`;
+  // Both halves come out in key order, so a limited page reads only the keys it returns.
+  const live = sql`(${unchanged} UNION ALL SELECT key, create_revision, mod_revision, version, lease, value FROM back)`;
   const page = req.count_only
     ? sql`SELECT NULL::bytea AS key, 0::int8 AS create_revision, 0::int8 AS mod_revision, 0::int8 AS version, '0' AS lease, NULL::bytea AS value WHERE false`
-    : pageQuery(sql, req, sql`live`, sql`true`);
-  const r = req.revision;
+    : pageQuery(sql, req, live, sql`true`);
   return sql`
-    WITH changed AS (
+    WITH changed AS MATERIALIZED (
       SELECT DISTINCT key, kind FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision > ${r}
-    ), live AS (
-      SELECT key, create_revision, mod_revision, version, lease, value
-      FROM kv_current WHERE ${keyCond(sql, req, false)} AND mod_revision <= ${r}
-      UNION ALL
+    ), back AS MATERIALIZED (
       SELECT h.key, h.create_revision, h.mod_revision, h.version, h.lease, h.value
       FROM changed c CROSS JOIN LATERAL (
         SELECT l.key, l.create_revision, l.mod_revision, l.version, l.lease, l.value, l.deleted
@@ -120,7 +141,10 @@ function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
       ) h
       WHERE NOT h.deleted
     )
-    SELECT m.revision AS r, m.compact_revision AS c, (SELECT count(*) FROM live) AS n, p.*
+    SELECT m.revision AS r, m.compact_revision AS c,
+           (SELECT count(*) FROM kv_current WHERE ${keyCond(sql, req, false)} AND mod_revision <= ${r})
+             + (SELECT count(*) FROM back) AS n,
+           p.*
     FROM meta m LEFT JOIN LATERAL (${page}) p ON true`;
 }
 
@@ -129,7 +153,13 @@ function historyQuery(sql: SqlLike, req: RangeRequest): Fragment {
  * same snapshot. revision <= 0 reads kv_current; a past revision reads kv_log.
  */
 export async function rangeQuery(sql: SqlLike, req: RangeRequest): Promise<RangeResponse> {
-  const rows = (await (req.revision > 0 ? historyQuery(sql, req) : headQuery(sql, req))) as unknown as RangeRow[];
+  let rows: RangeRow[];
+  if (req.revision > 0) {
+    rows = (await unchangedHistoryQuery(sql, req)) as unknown as RangeRow[];
+    if (rows[0]?.changed) rows = (await historyQuery(sql, req)) as unknown as RangeRow[];
+  } else {
+    rows = (await headQuery(sql, req)) as unknown as RangeRow[];
+  }
   const first = rows[0];
   if (!first) throw new StoreError('Unavailable', 'meta row missing');
   if (req.revision > 0) {

@@ -5,16 +5,8 @@ import { ELECTION_LOCK } from '../src/lease/locks.ts';
 import { createTestDatabase, sqlFor } from './helpers/db.ts';
 import { rawClients, type Raw } from './helpers/raw.ts';
 import { freePort, startServer, startServerProcess } from './helpers/server.ts';
+import { waitFor } from './helpers/wait.ts';
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 20): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** application_name of the session holding the expiry role, and how many sessions wait for it. */
 async function expiryRole(sql: postgres.Sql): Promise<{ holder: string | undefined; waiting: number }> {

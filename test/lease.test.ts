@@ -7,17 +7,9 @@ import type postgres from 'postgres';
 import { sqlFor } from './helpers/db.ts';
 import { expectGrpcError, rawClients, type Raw } from './helpers/raw.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** Polls until `f` returns a value other than undefined. */
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 15_000, everyMs = 25): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** A raw LeaseKeepAlive stream: send an ID, get the next response. */
 function keepAliveStream(raw: Raw): { send(id: string): Promise<any>; end(): Promise<grpc.StatusObject> } {

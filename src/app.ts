@@ -8,6 +8,7 @@ import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
 import type { Logger } from './log.ts';
 import { makeHeaderFn, type ServerContext } from './server/context.ts';
 import { kvService } from './server/kv.ts';
+import { preEncodedDefinition } from './server/watchcodec.ts';
 import { loadEtcdProto, withRequestSizes, type ServiceName } from './server/proto.ts';
 import type { Component } from './server/component.ts';
 import { createWatchComponent } from './watch/index.ts';
@@ -85,7 +86,7 @@ export class App {
         'grpc.http2.min_ping_interval_without_data_ms': 5000,
       });
       const proto = loadEtcdProto();
-      server.addService(withRequestSizes(proto.services.KV), kvService(ctx));
+      server.addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
       const components = [createWatchComponent(ctx), createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
-import { checkSize, unary, type ServerContext } from './context.ts';
+import { checkSize, RAFT_TERM, unary, type ServerContext } from './context.ts';
+import { RangeResponseEncoder } from './rangecodec.ts';
 import {
   deleteFromWire, isTxnReadOnly, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
 } from './convert.ts';
@@ -10,10 +11,12 @@ import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, Wir
 export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation {
   const envelope = raftEnvelopeBytes(ctx.memberId);
   const checkWriteSize = (size: number): void => checkSize(ctx, raftEntrySize(envelope, size));
+  const rangeEncoder = new RangeResponseEncoder(ctx.clusterId, ctx.memberId, RAFT_TERM);
   return {
+    // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
     Range: unary(ctx, async (req: WireRangeRequest) => {
       const r = await ctx.store.range(rangeFromWire(req));
-      return { header: ctx.header(r.header.revision), kvs: r.kvs, more: r.more, count: r.count };
+      return rangeEncoder.encode(r.header.revision, r.kvs, r.more, r.count);
     }),
     // As etcd: the request's own checks first, then the size of its raft entry.
     Put: unary(ctx, async (req: WirePutRequest, size) => {

@@ -14,7 +14,7 @@ import type { OutResponse } from '../watch/session.ts';
 const TWO_64 = 1n << 64n;
 
 /** Bytes of a varint for a non-negative integer below 2^53. */
-function varintLen(n: number): number {
+export function varintLen(n: number): number {
   let len = 1;
   while (n >= 128) {
     n = Math.floor(n / 128);
@@ -24,7 +24,7 @@ function varintLen(n: number): number {
 }
 
 /** An int64/uint64 given as a decimal string, as the bytes of its varint (two's complement). */
-function varint64(s: string): Buffer {
+export function varint64(s: string): Buffer {
   let v = BigInt(s);
   if (v < 0n) v += TWO_64;
   const out: number[] = [];
@@ -36,7 +36,7 @@ function varint64(s: string): Buffer {
   return Buffer.from(out);
 }
 
-class Out {
+export class Out {
   pos = 0;
   constructor(readonly buf: Buffer) {}
 
@@ -64,7 +64,7 @@ function smallInt(s: string): number | undefined {
   return Number(s);
 }
 
-function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
+export function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
   let n = 0;
   if (kv.key.length > 0) n += 1 + varintLen(kv.key.length) + kv.key.length;
   if (kv.create_revision !== 0) n += 1 + varintLen(kv.create_revision);
@@ -75,7 +75,7 @@ function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
   return n;
 }
 
-function leaseBytes(lease: string): Buffer | undefined {
+export function leaseBytes(lease: string): Buffer | undefined {
   if (lease === '0' || lease === '') return undefined;
   const small = smallInt(lease);
   if (small === undefined) return varint64(lease);
@@ -84,7 +84,7 @@ function leaseBytes(lease: string): Buffer | undefined {
   return o.buf;
 }
 
-function writeKv(o: Out, kv: KeyValue, lease: Buffer | undefined): void {
+export function writeKv(o: Out, kv: KeyValue, lease: Buffer | undefined): void {
   if (kv.key.length > 0) { o.byte(0x0a); o.varint(kv.key.length); o.bytes(kv.key); }
   if (kv.create_revision !== 0) { o.byte(0x10); o.varint(kv.create_revision); }
   if (kv.mod_revision !== 0) { o.byte(0x18); o.varint(kv.mod_revision); }
@@ -171,10 +171,10 @@ export class WatchResponseEncoder {
 }
 
 /**
- * The Watch service definition with a response serializer that passes pre-encoded responses
+ * A service definition (Watch, KV) with a response serializer that passes pre-encoded responses
  * (Buffers) through; anything else goes to the .proto's serializer.
  */
-export function preEncodedWatchDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+export function preEncodedDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [name, m] of Object.entries(def)) {
     const method = m as grpc.MethodDefinition<object, object>;

@@ -3,7 +3,7 @@ import type { Session, SessionRequest, SessionSink, OutResponse } from '../watch
 import { RAFT_TERM, type ServerContext } from './context.ts';
 import { etcdError } from './errors.ts';
 import { loadEtcdProto } from './proto.ts';
-import { preEncodedWatchDefinition, WatchResponseEncoder } from './watchcodec.ts';
+import { preEncodedDefinition, WatchResponseEncoder } from './watchcodec.ts';
 import type { Int64 } from './wire.ts';
 
 /** Decoded etcdserverpb.WatchRequest (see wire.ts for the loader's conventions). */
@@ -86,7 +86,7 @@ export function watchService(ctx: ServerContext, open: (sink: SessionSink) => Se
   };
   return {
     impl,
-    definition: preEncodedWatchDefinition(loadEtcdProto().services.Watch),
+    definition: preEncodedDefinition(loadEtcdProto().services.Watch),
     closeAll() {
       for (const [call, session] of [...open_]) {
         session.close();

@@ -38,6 +38,8 @@ async function main(): Promise<number> {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', ...files], { stdio: 'inherit', env });
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
+    // Interrupted: stop the tests, then fall through to stopping PostgreSQL.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => child.kill(sig));
   });
   await pg?.stop();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });

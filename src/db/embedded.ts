@@ -50,7 +50,7 @@ export class EmbeddedPostgres {
     const log = this.opts.log;
     this.bins = await locateBinaries();
     await hydrateSymlinks(this.bins.root);
-    this.runAs = await ensureRunUser();
+    this.runAs = await ensureRunUser(this.pgData);
     await fs.mkdir(this.socketDir, { recursive: true, mode: 0o700 });
     if (this.runAs) await fs.chown(this.socketDir, this.runAs.uid, this.runAs.gid);
 
@@ -180,8 +180,15 @@ async function hydrateSymlinks(root: string): Promise<void> {
   }
 }
 
-async function ensureRunUser(): Promise<RunAs | undefined> {
+async function ensureRunUser(pgData: string): Promise<RunAs | undefined> {
   if (process.getuid?.() !== 0) return undefined;
+  // An existing cluster keeps running as the user that owns it.
+  try {
+    const st = await fs.stat(pgData);
+    if (st.uid !== 0) return { uid: st.uid, gid: st.gid, name: String(st.uid) };
+  } catch {
+    // no cluster yet
+  }
   for (const name of ['postgres', 'pgetcd']) {
     const ids = await lookupUser(name);
     if (ids) return ids;

@@ -8,6 +8,7 @@ import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
 import type { Logger } from './log.ts';
 import { makeHeaderFn, type ServerContext } from './server/context.ts';
 import { kvService } from './server/kv.ts';
+import { authService } from './server/auth.ts';
 import { preEncodedDefinition } from './server/watchcodec.ts';
 import { loadEtcdProto, withRequestSizes, type ServiceName } from './server/proto.ts';
 import type { Component } from './server/component.ts';
@@ -87,6 +88,7 @@ export class App {
       });
       const proto = loadEtcdProto();
       server.addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
+      server.addService(withRequestSizes(proto.services.Auth), authService(ctx));
       const components = [createWatchComponent(ctx), createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {

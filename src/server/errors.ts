@@ -22,6 +22,7 @@ const TABLE: Record<StoreErrorCode, [grpc.status, string]> = {
   Unavailable: [grpc.status.UNAVAILABLE, 'etcdserver: request timed out'],
   Timeout: [grpc.status.UNAVAILABLE, 'etcdserver: request timed out'],
   WatchCanceled: [grpc.status.CANCELLED, 'etcdserver: watch canceled'],
+  AuthNotEnabled: [grpc.status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'],
 };
 
 export interface GrpcError {

@@ -20,7 +20,8 @@ export type StoreErrorCode =
   | 'Stopped'
   | 'Unavailable'
   | 'Timeout'
-  | 'WatchCanceled';
+  | 'WatchCanceled'
+  | 'AuthNotEnabled';
 
 export class StoreError extends Error {
   constructor(readonly code: StoreErrorCode, detail?: string) {

@@ -141,15 +141,7 @@ func watchChecks(r *Runner) bool {
 		if created.Header.Revision == 0 || created.Header.Revision > cur {
 			return errorf("created response at revision %d, current revision %d", created.Header.Revision, cur)
 		}
-		p1, err := c.Put(ctx, k, "1")
-		if err != nil {
-			return err
-		}
-		p2, err := c.Put(ctx, k, "2")
-		if err != nil {
-			return err
-		}
-		d, err := c.Delete(ctx, k)
+		p1, p2, d, err := putPutDelete(ctx, c, k)
 		if err != nil {
 			return err
 		}
@@ -275,15 +267,7 @@ func watchChecks(r *Runner) bool {
 	k := r.Key("watch", "hist")
 	var h1, h2, h3 int64
 	histOK := r.Check("watch.rev_replay", func(ctx context.Context) error {
-		p1, err := c.Put(ctx, k, "1")
-		if err != nil {
-			return err
-		}
-		p2, err := c.Put(ctx, k, "2")
-		if err != nil {
-			return err
-		}
-		d, err := c.Delete(ctx, k)
+		p1, p2, d, err := putPutDelete(ctx, c, k)
 		if err != nil {
 			return err
 		}
@@ -568,4 +552,21 @@ func watchChecks(r *Runner) bool {
 		}
 	})
 	return true
+}
+
+// putPutDelete writes "1" then "2" to k and deletes it: three revisions a watch must report.
+func putPutDelete(ctx context.Context, c *clientv3.Client, k string) (*clientv3.PutResponse, *clientv3.PutResponse, *clientv3.DeleteResponse, error) {
+	p1, err := c.Put(ctx, k, "1")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p2, err := c.Put(ctx, k, "2")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, err := c.Delete(ctx, k)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p1, p2, d, nil
 }

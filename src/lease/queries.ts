@@ -1,5 +1,5 @@
 import type { Sql } from '../db/sql.ts';
-import { toUnavailable } from '../store/pgerrors.ts';
+import { dbCall } from '../store/pgerrors.ts';
 
 export interface LeaseTimeToLive {
   revision: number;
@@ -17,7 +17,7 @@ export async function timeToLive(sql: Sql, id: string, withKeys: boolean): Promi
   const keys = withKeys
     ? sql`ARRAY(SELECT k.key FROM kv_current k WHERE k.lease = l.id AND k.lease <> 0 ORDER BY k.key)`
     : sql`'{}'::bytea[]`;
-  const rows = (await read(() => sql`
+  const rows = (await dbCall(() => sql`
     SELECT m.revision, l.ttl AS granted,
            CASE WHEN l.expires_at <= now() THEN 0
                 ELSE trunc(EXTRACT(EPOCH FROM l.expires_at - now()))::int8 END AS ttl,
@@ -32,18 +32,10 @@ export async function timeToLive(sql: Sql, id: string, withKeys: boolean): Promi
 
 /** Every lease ID, soonest expiry first (etcd's Leases() sorts by remaining time). */
 export async function listLeases(sql: Sql): Promise<{ revision: number; ids: string[] }> {
-  const rows = (await read(() => sql`
+  const rows = (await dbCall(() => sql`
     SELECT m.revision, ARRAY(SELECT id::text FROM leases ORDER BY expires_at, id) AS ids
     FROM meta m WHERE m.id = 1`)) as unknown as Array<{ revision: number; ids: string[] }>;
   const r = rows[0];
   if (!r) throw new Error('meta row missing');
   return { revision: r.revision, ids: r.ids };
-}
-
-async function read<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    throw toUnavailable(err) ?? err;
-  }
 }

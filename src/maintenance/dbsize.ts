@@ -1,5 +1,5 @@
 import type { Sql } from '../db/sql.ts';
-import { toUnavailable } from '../store/pgerrors.ts';
+import { dbCall } from '../store/pgerrors.ts';
 
 /** pgetcd's tables; partitioned ones are counted with all their partitions. */
 export const PGETCD_TABLES = ['meta', 'compaction', 'kv_log', 'kv_current', 'leases'];
@@ -16,8 +16,7 @@ export interface DbSize {
 }
 
 export async function dbSize(sql: Sql): Promise<DbSize> {
-  try {
-    const [r] = (await sql`
+  const [r] = (await dbCall(() => sql`
       SELECT COALESCE(sum(pg_total_relation_size(t.relid)), 0)::int8 AS size,
              COALESCE(sum(pg_total_relation_size(t.relid) *
                CASE WHEN COALESCE(s.n_live_tup + s.n_dead_tup, 0) = 0 THEN 1
@@ -25,9 +24,6 @@ export async function dbSize(sql: Sql): Promise<DbSize> {
       FROM unnest(${sql.array(PGETCD_TABLES, 25)}::text[]) AS r(name)
       CROSS JOIN LATERAL pg_partition_tree(to_regclass(r.name)) t
       LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
-      WHERE t.isleaf`) as unknown as Array<{ size: number; in_use: number }>;
-    return { dbSize: r?.size ?? 0, dbSizeInUse: r?.in_use ?? 0 };
-  } catch (err) {
-    throw toUnavailable(err) ?? err;
-  }
+      WHERE t.isleaf`)) as unknown as Array<{ size: number; in_use: number }>;
+  return { dbSize: r?.size ?? 0, dbSizeInUse: r?.in_use ?? 0 };
 }

@@ -1,8 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { createSql, type Sql } from '../db/sql.ts';
 import type { PgTarget } from '../db/target.ts';
-import { StoreError, isStoreError } from '../store/errors.ts';
-import { toUnavailable } from '../store/pgerrors.ts';
+import { StoreError } from '../store/errors.ts';
+import { dbCall } from '../store/pgerrors.ts';
 
 export interface StoreHash {
   hash: number;
@@ -34,7 +34,7 @@ export async function hashKV(target: PgTarget, revision: number): Promise<StoreH
   // postgres.js 3.4 can throw an uncatchable error when a reserved connection's backend dies.
   const sql = createSql(target, { max: 1 });
   try {
-    return await guard(async () => {
+    return await dbCall(async () => {
       await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
       const [m] = (await sql`SELECT revision, compact_revision FROM meta WHERE id = 1`) as unknown as Array<{ revision: number; compact_revision: number }>;
       if (!m) throw new Error('meta row missing');
@@ -59,7 +59,7 @@ export async function hashKV(target: PgTarget, revision: number): Promise<StoreH
 /** Hash of the whole store: the history as in hashKV at the current revision, then every lease (ID and TTL). */
 export async function hashAll(sql: Sql, target: PgTarget): Promise<StoreHash> {
   const kv = await hashKV(target, 0);
-  const leases = (await guard(() => sql`SELECT id::text AS id, ttl FROM leases ORDER BY id`)) as unknown as Array<{ id: string; ttl: number }>;
+  const leases = (await dbCall(() => sql`SELECT id::text AS id, ttl FROM leases ORDER BY id`)) as unknown as Array<{ id: string; ttl: number }>;
   let h = kv.hash;
   const b = Buffer.alloc(16);
   for (const l of leases) {
@@ -83,13 +83,4 @@ function encodeRow(r: LogRow): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(r.value.length, 0);
   return Buffer.concat([head, r.key, len, r.value]);
-}
-
-async function guard<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    if (isStoreError(err)) throw err;
-    throw toUnavailable(err) ?? err;
-  }
 }

@@ -1,5 +1,5 @@
 import type { Sql } from '../db/sql.ts';
-import { toUnavailable } from '../store/pgerrors.ts';
+import { dbCall } from '../store/pgerrors.ts';
 import { PGETCD_TABLES } from './dbsize.ts';
 
 /**
@@ -8,12 +8,10 @@ import { PGETCD_TABLES } from './dbsize.ts';
  * reusable space and statistics stay fresh. It never takes the exclusive lock VACUUM FULL needs.
  */
 export async function vacuum(sql: Sql): Promise<void> {
-  try {
+  await dbCall(async () => {
     const rows = (await sql`SELECT r.name FROM unnest(${sql.array(PGETCD_TABLES, 25)}::text[]) AS r(name) WHERE to_regclass(r.name) IS NOT NULL`) as unknown as Array<{ name: string }>;
     if (rows.length === 0) return;
     // Names come from PGETCD_TABLES (constants), quoted as identifiers.
     await sql.unsafe(`VACUUM (ANALYZE) ${rows.map((r) => `"${r.name}"`).join(', ')}`);
-  } catch (err) {
-    throw toUnavailable(err) ?? err;
-  }
+  });
 }

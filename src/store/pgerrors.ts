@@ -20,3 +20,12 @@ export function toUnavailable(err: unknown): StoreError | undefined {
   }
   return undefined;
 }
+
+/** Runs a database call; a lost or unavailable database comes out as StoreError('Unavailable'). */
+export async function dbCall<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    throw toUnavailable(err) ?? err;
+  }
+}

@@ -2,7 +2,7 @@ import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { Compactor } from './compactor.ts';
 import { StoreError } from './errors.ts';
-import { toUnavailable } from './pgerrors.ts';
+import { dbCall } from './pgerrors.ts';
 import { rangeQuery } from './reader.ts';
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
@@ -48,7 +48,7 @@ export class Store {
 
   async range(req: RangeRequest): Promise<RangeResponse> {
     checkRange(req);
-    return await readOp(() => rangeQuery(this.sql, req));
+    return await dbCall(() => rangeQuery(this.sql, req));
   }
 
   put(req: PutRequest, bytes = 0): Promise<PutResponse> {
@@ -84,20 +84,12 @@ export class Store {
   }
 
   async currentRevision(): Promise<{ revision: number; compactRevision: number }> {
-    const [m] = (await readOp(() => this.sql`SELECT revision, compact_revision FROM meta WHERE id = 1`)) as unknown as Array<{ revision: number; compact_revision: number }>;
+    const [m] = (await dbCall(() => this.sql`SELECT revision, compact_revision FROM meta WHERE id = 1`)) as unknown as Array<{ revision: number; compact_revision: number }>;
     if (!m) throw new StoreError('Unavailable', 'meta row missing');
     return { revision: m.revision, compactRevision: m.compact_revision };
   }
 
   async close(): Promise<void> {
     await this.writer.close();
-  }
-}
-
-async function readOp<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    throw toUnavailable(err) ?? err;
   }
 }

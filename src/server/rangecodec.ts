@@ -1,5 +1,6 @@
 import type { KeyValue } from '../store/types.ts';
-import { kvLen, leaseBytes, Out, varint64, varintLen, writeKv } from './watchcodec.ts';
+import { varintSize } from '../watch/size.ts';
+import { kvLen, leaseBytes, Out, varint64, writeKv } from './watchcodec.ts';
 
 /**
  * A hand-written encoder for etcdserverpb.RangeResponse (header=1, kvs=2, more=3, count=4), so a
@@ -15,8 +16,8 @@ export class RangeResponseEncoder {
   }
 
   encode(revision: number, kvs: KeyValue[], more: boolean, count: number): Buffer {
-    const headerLen = this.ids.length + (revision !== 0 ? 1 + varintLen(revision) : 0) + (this.raftTerm !== 0 ? 1 + varintLen(this.raftTerm) : 0);
-    let len = 1 + varintLen(headerLen) + headerLen;
+    const headerLen = this.ids.length + (revision !== 0 ? 1 + varintSize(revision) : 0) + (this.raftTerm !== 0 ? 1 + varintSize(this.raftTerm) : 0);
+    let len = 1 + varintSize(headerLen) + headerLen;
     const leases: Array<Buffer | undefined> = new Array(kvs.length);
     const lens: number[] = new Array(kvs.length);
     for (let i = 0; i < kvs.length; i++) {
@@ -24,10 +25,10 @@ export class RangeResponseEncoder {
       leases[i] = leaseBytes(kv.lease);
       const l = kvLen(kv, leases[i]);
       lens[i] = l;
-      len += 1 + varintLen(l) + l;
+      len += 1 + varintSize(l) + l;
     }
     if (more) len += 2;
-    if (count !== 0) len += 1 + varintLen(count);
+    if (count !== 0) len += 1 + varintSize(count);
     const o = new Out(Buffer.allocUnsafe(len));
     o.byte(0x0a);
     o.varint(headerLen);

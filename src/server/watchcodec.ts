@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KeyValue, StoreEvent } from '../store/types.ts';
 import type { OutResponse } from '../watch/session.ts';
+import { varintSize } from '../watch/size.ts';
 
 /**
  * A hand-written protobuf encoder for etcdserverpb.WatchResponse. A write fans out to many
@@ -12,16 +13,6 @@ import type { OutResponse } from '../watch/session.ts';
  */
 
 const TWO_64 = 1n << 64n;
-
-/** Bytes of a varint for a non-negative integer below 2^53. */
-export function varintLen(n: number): number {
-  let len = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
 
 /** An int64/uint64 given as a decimal string, as the bytes of its varint (two's complement). */
 export function varint64(s: string): Buffer {
@@ -66,11 +57,11 @@ function smallInt(s: string): number | undefined {
 
 export function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
   let n = 0;
-  if (kv.key.length > 0) n += 1 + varintLen(kv.key.length) + kv.key.length;
-  if (kv.create_revision !== 0) n += 1 + varintLen(kv.create_revision);
-  if (kv.mod_revision !== 0) n += 1 + varintLen(kv.mod_revision);
-  if (kv.version !== 0) n += 1 + varintLen(kv.version);
-  if (kv.value.length > 0) n += 1 + varintLen(kv.value.length) + kv.value.length;
+  if (kv.key.length > 0) n += 1 + varintSize(kv.key.length) + kv.key.length;
+  if (kv.create_revision !== 0) n += 1 + varintSize(kv.create_revision);
+  if (kv.mod_revision !== 0) n += 1 + varintSize(kv.mod_revision);
+  if (kv.version !== 0) n += 1 + varintSize(kv.version);
+  if (kv.value.length > 0) n += 1 + varintSize(kv.value.length) + kv.value.length;
   if (lease) n += 1 + lease.length;
   return n;
 }
@@ -79,7 +70,7 @@ export function leaseBytes(lease: string): Buffer | undefined {
   if (lease === '0' || lease === '') return undefined;
   const small = smallInt(lease);
   if (small === undefined) return varint64(lease);
-  const o = new Out(Buffer.allocUnsafe(varintLen(small)));
+  const o = new Out(Buffer.allocUnsafe(varintSize(small)));
   o.varint(small);
   return o.buf;
 }
@@ -99,8 +90,8 @@ export function encodeEventField(ev: StoreEvent): Buffer {
   const kl = kvLen(ev.kv, lease);
   const prevLease = ev.prev_kv ? leaseBytes(ev.prev_kv.lease) : undefined;
   const pl = ev.prev_kv ? kvLen(ev.prev_kv, prevLease) : 0;
-  const body = (ev.type !== 0 ? 2 : 0) + 1 + varintLen(kl) + kl + (ev.prev_kv ? 1 + varintLen(pl) + pl : 0);
-  const o = new Out(Buffer.allocUnsafe(1 + varintLen(body) + body));
+  const body = (ev.type !== 0 ? 2 : 0) + 1 + varintSize(kl) + kl + (ev.prev_kv ? 1 + varintSize(pl) + pl : 0);
+  const o = new Out(Buffer.allocUnsafe(1 + varintSize(body) + body));
   o.byte(0x5a);
   o.varint(body);
   if (ev.type !== 0) { o.byte(0x08); o.varint(ev.type); }
@@ -137,11 +128,11 @@ export class WatchResponseEncoder {
       evs.push(b);
       evLen += b.length;
     }
-    const headerLen = this.ids.length + (r.revision !== 0 ? 1 + varintLen(r.revision) : 0) + (this.raftTerm !== 0 ? 1 + varintLen(this.raftTerm) : 0);
+    const headerLen = this.ids.length + (r.revision !== 0 ? 1 + varintSize(r.revision) : 0) + (this.raftTerm !== 0 ? 1 + varintSize(this.raftTerm) : 0);
     const id = r.watchId === '0' ? undefined : this.watchId(r.watchId);
     const reason = r.cancelReason ? Buffer.from(r.cancelReason) : undefined;
-    const len = 1 + varintLen(headerLen) + headerLen + (id ? 1 + id.length : 0) + (r.created ? 2 : 0) + (r.canceled ? 2 : 0) +
-      (r.compactRevision !== 0 ? 1 + varintLen(r.compactRevision) : 0) + (reason ? 1 + varintLen(reason.length) + reason.length : 0) +
+    const len = 1 + varintSize(headerLen) + headerLen + (id ? 1 + id.length : 0) + (r.created ? 2 : 0) + (r.canceled ? 2 : 0) +
+      (r.compactRevision !== 0 ? 1 + varintSize(r.compactRevision) : 0) + (reason ? 1 + varintSize(reason.length) + reason.length : 0) +
       (r.fragment ? 2 : 0) + evLen;
     const o = new Out(Buffer.allocUnsafe(len));
     o.byte(0x0a);

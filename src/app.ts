@@ -70,6 +70,7 @@ export class App {
       const store = new Store(sql, {
         log: log.child({ mod: 'store' }),
         maxTxnOps: cfg.maxTxnOps,
+        maxRequestBytes: cfg.maxRequestBytes,
         maxBatch: cfg.maxBatch,
         maxBatchBytes: cfg.maxBatchBytes,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),

@@ -4,7 +4,6 @@ import type { Sql } from '../db/sql.ts';
 import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
-import { StoreError } from '../store/errors.ts';
 import { toGrpcError } from './errors.ts';
 import { requestSize } from './proto.ts';
 import type { WireHeader, WireUint64 } from './wire.ts';
@@ -54,8 +53,4 @@ export function unary<Req extends object, Res>(
     }
     p.then((res) => callback(null, res), (err: unknown) => callback(toGrpcError(err, ctx.log)));
   };
-}
-
-export function checkSize(ctx: ServerContext, size: number): void {
-  if (size > ctx.maxRequestBytes) throw new StoreError('RequestTooLarge');
 }

@@ -99,9 +99,3 @@ export function raftEnvelopeBytes(memberId: string): number {
 export function raftEntrySize(envelope: number, size: number): number {
   return envelope + varintLength(BigInt(size)) + size;
 }
-
-/** etcd sends a txn through raft (and so limits its size) only when it may write. */
-export function isTxnReadOnly(t: WireTxnRequest): boolean {
-  const ops = (o: WireRequestOp): boolean => o.request === 'request_range';
-  return t.success.every(ops) && t.failure.every(ops);
-}

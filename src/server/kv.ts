@@ -1,16 +1,14 @@
 import type * as grpc from '@grpc/grpc-js';
-import { checkSize, RAFT_TERM, unary, type ServerContext } from './context.ts';
+import { RAFT_TERM, unary, type ServerContext } from './context.ts';
 import { RangeResponseEncoder } from './rangecodec.ts';
 import {
-  deleteFromWire, isTxnReadOnly, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
+  deleteFromWire, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
 } from './convert.ts';
-import { checkDelete, checkPut, checkTxn } from '../store/validate.ts';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.ts';
 
 /** etcdserverpb.KV: translation only; semantics live in the store. */
 export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation {
   const envelope = raftEnvelopeBytes(ctx.memberId);
-  const checkWriteSize = (size: number): void => checkSize(ctx, raftEntrySize(envelope, size));
   const rangeEncoder = new RangeResponseEncoder(ctx.clusterId, ctx.memberId, RAFT_TERM);
   return {
     // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
@@ -18,26 +16,17 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
       const r = await ctx.store.range(rangeFromWire(req));
       return rangeEncoder.encode(r.header.revision, r.kvs, r.more, r.count);
     }),
-    // As etcd: the request's own checks first, then the size of its raft entry.
+    // The store checks each write, then its size as etcd counts it (the raft entry carrying it).
     Put: unary(ctx, async (req: WirePutRequest, size) => {
-      const put = putFromWire(req);
-      checkPut(put);
-      checkWriteSize(size);
-      const r = await ctx.store.put(put, size);
+      const r = await ctx.store.put(putFromWire(req), raftEntrySize(envelope, size));
       return { header: ctx.header(r.header.revision), prev_kv: r.prev_kv };
     }),
     DeleteRange: unary(ctx, async (req: WireDeleteRangeRequest, size) => {
-      const del = deleteFromWire(req);
-      checkDelete(del);
-      checkWriteSize(size);
-      const r = await ctx.store.deleteRange(del, size);
+      const r = await ctx.store.deleteRange(deleteFromWire(req), raftEntrySize(envelope, size));
       return { header: ctx.header(r.header.revision), deleted: r.deleted, prev_kvs: r.prev_kvs };
     }),
     Txn: unary(ctx, async (req: WireTxnRequest, size) => {
-      const txn = txnFromWire(req);
-      checkTxn(txn, ctx.cfg.maxTxnOps);
-      if (!isTxnReadOnly(req)) checkWriteSize(size);
-      const r = await ctx.store.txn(txn, size);
+      const r = await ctx.store.txn(txnFromWire(req), raftEntrySize(envelope, size));
       return { header: ctx.header(r.header.revision), ...txnToWire(r) };
     }),
     Compact: unary(ctx, async (req: WireCompactionRequest) => {

@@ -8,12 +8,14 @@ import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 } from './types.ts';
-import { checkDelete, checkPut, checkRange, checkTxn } from './validate.ts';
+import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
 import { Writer } from './writer.ts';
 
 export interface StoreOptions {
   log: Logger;
   maxTxnOps: number;
+  /** etcd's --max-request-bytes: a write whose encoded size is larger is "request is too large". */
+  maxRequestBytes: number;
   maxBatch: number;
   maxBatchBytes: number;
   /** Opens a dedicated single-connection client for the writer (see WriterOptions.connect). */
@@ -22,8 +24,9 @@ export interface StoreOptions {
 
 /**
  * etcd's KV semantics over PostgreSQL. Reads go straight to SQL (one statement, one snapshot);
- * every mutation goes through the one group-commit writer. `bytes` is the request's encoded
- * size, used to bound batches.
+ * every mutation goes through the one group-commit writer. `bytes` is the write's encoded size
+ * as etcd counts it (its raft entry): checked against maxRequestBytes after the request's own
+ * checks, as etcd orders them, and used to bound batches.
  */
 export class Store {
   readonly writer: Writer;
@@ -53,17 +56,25 @@ export class Store {
 
   put(req: PutRequest, bytes = 0): Promise<PutResponse> {
     checkPut(req);
+    this.checkSize(bytes);
     return this.writer.submit({ type: 'put', put: req }, bytes);
   }
 
   deleteRange(req: DeleteRangeRequest, bytes = 0): Promise<DeleteRangeResponse> {
     checkDelete(req);
+    this.checkSize(bytes);
     return this.writer.submit({ type: 'delete', delete: req }, bytes);
   }
 
   txn(req: TxnRequest, bytes = 0): Promise<TxnResponse> {
     checkTxn(req, this.opts.maxTxnOps);
+    // etcd sends a txn through raft, and so limits its size, only when it may write.
+    if (!isTxnReadOnly(req)) this.checkSize(bytes);
     return this.writer.submit({ type: 'txn', txn: req }, bytes);
+  }
+
+  private checkSize(bytes: number): void {
+    if (bytes > this.opts.maxRequestBytes) throw new StoreError('RequestTooLarge');
   }
 
   async compact(revision: number, physical: boolean): Promise<CompactResponse> {

@@ -28,6 +28,12 @@ export function checkDelete(r: DeleteRangeRequest): void {
   if (r.key.length === 0) throw new StoreError('EmptyKey');
 }
 
+/** A txn whose branches hold only ranges (etcd's isTxnReadonly: a nested txn counts as a write). */
+export function isTxnReadOnly(t: TxnRequest): boolean {
+  const read = (op: RequestOp): boolean => op.type === 'range';
+  return t.success.every(read) && t.failure.every(read);
+}
+
 export function checkTxn(r: TxnRequest, maxTxnOps: number): void {
   checkTxnShape(r, maxTxnOps);
   // Overlap checks come after the shape checks so a huge request cannot make them quadratic.

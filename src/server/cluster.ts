@@ -1,7 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import type { ServerContext } from './context.ts';
-import { CLUSTER_ERRORS } from './errors.ts';
-import { RpcError, unaryRpc } from './rpcerror.ts';
+import { unary, type ServerContext } from './context.ts';
+import { CLUSTER_ERRORS, RpcError } from './errors.ts';
 import type { Int64 } from './wire.ts';
 
 interface WireMemberId { ID: Int64 }
@@ -25,13 +24,13 @@ export function clusterService(ctx: ServerContext): grpc.UntypedServiceImplement
     throw id === ctx.memberId ? onSelf : new RpcError(CLUSTER_ERRORS.MemberNotFound);
   };
   return {
-    MemberList: unaryRpc(ctx, async () => ({ header: header(), members: [self] })),
-    MemberAdd: unaryRpc(ctx, async () => {
+    MemberList: unary(ctx, async () => ({ header: header(), members: [self] })),
+    MemberAdd: unary(ctx, async () => {
       throw unimplemented('pgetcd: members cannot be added: pgetcd instances share state through PostgreSQL, not Raft; start another instance on the same database instead');
     }),
-    MemberRemove: unaryRpc(ctx, async (req: WireMemberId) => onMember(req.ID, new RpcError(CLUSTER_ERRORS.MemberNotEnoughStarted))),
-    MemberUpdate: unaryRpc(ctx, async (req: WireMemberId) => onMember(req.ID, unimplemented('pgetcd: members have no peer URLs to update'))),
-    MemberPromote: unaryRpc(ctx, async (req: WireMemberId) => onMember(req.ID, new RpcError(CLUSTER_ERRORS.MemberNotLearner))),
+    MemberRemove: unary(ctx, async (req: WireMemberId) => onMember(req.ID, new RpcError(CLUSTER_ERRORS.MemberNotEnoughStarted))),
+    MemberUpdate: unary(ctx, async (req: WireMemberId) => onMember(req.ID, unimplemented('pgetcd: members have no peer URLs to update'))),
+    MemberPromote: unary(ctx, async (req: WireMemberId) => onMember(req.ID, new RpcError(CLUSTER_ERRORS.MemberNotLearner))),
   };
 }
 

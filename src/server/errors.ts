@@ -30,7 +30,16 @@ export interface GrpcError {
   details: string;
 }
 
+/** A handler's answer that is a gRPC status rather than a store error (membership, UNIMPLEMENTED...). */
+export class RpcError extends Error {
+  constructor(readonly status: GrpcError) {
+    super(status.details);
+    this.name = 'RpcError';
+  }
+}
+
 export function toGrpcError(err: unknown, log?: Logger): GrpcError {
+  if (err instanceof RpcError) return err.status;
   if (err instanceof StoreError) {
     const [code, details] = TABLE[err.code];
     if (err.code === 'Unavailable') log?.warn({ reason: err.message }, 'request failed: database unavailable');

@@ -4,9 +4,8 @@ import { hashAll, hashKV } from '../maintenance/hash.ts';
 import { vacuum } from '../maintenance/vacuum.ts';
 import { clusterService, unimplemented } from './cluster.ts';
 import type { Component } from './component.ts';
-import { RAFT_TERM, type ServerContext } from './context.ts';
-import { CLUSTER_ERRORS } from './errors.ts';
-import { RpcError, unaryRpc } from './rpcerror.ts';
+import { RAFT_TERM, unary, type ServerContext } from './context.ts';
+import { CLUSTER_ERRORS, RpcError } from './errors.ts';
 import type { Int64 } from './wire.ts';
 
 interface WireAlarmRequest { action: number; memberID: Int64; alarm: number }
@@ -31,7 +30,7 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
   const log = ctx.log.child({ mod: 'maintenance' });
   const current = async (): Promise<number> => (await ctx.store.currentRevision()).revision;
   return {
-    Status: unaryRpc(ctx, async () => {
+    Status: unary(ctx, async () => {
       const [revision, size] = await Promise.all([current(), dbSize(ctx.sql)]);
       const index = String(revision);
       return {
@@ -51,14 +50,14 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
 
     // pgetcd raises no alarms (PostgreSQL manages its own space): GET and DEACTIVATE answer an
     // empty list, as etcd does with none active; activating a real alarm cannot be honoured.
-    Alarm: unaryRpc(ctx, async (req: WireAlarmRequest) => {
+    Alarm: unary(ctx, async (req: WireAlarmRequest) => {
       if (req.action === ALARM_ACTIVATE && req.alarm !== ALARM_NONE) {
         throw unimplemented('pgetcd: alarms cannot be activated: PostgreSQL manages disk space and data integrity');
       }
       return { header: ctx.header(await current()), alarms: [] };
     }),
 
-    Defragment: unaryRpc(ctx, async () => {
+    Defragment: unary(ctx, async () => {
       const t = Date.now();
       log.info('defragment: vacuuming pgetcd tables');
       await vacuum(ctx.sql);
@@ -66,12 +65,12 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
       return {}; // etcd's DefragmentResponse carries no header
     }),
 
-    Hash: unaryRpc(ctx, async () => {
+    Hash: unary(ctx, async () => {
       const h = await hashAll(ctx.sql, ctx.target);
       return { header: ctx.header(h.revision), hash: h.hash };
     }),
 
-    HashKV: unaryRpc(ctx, async (req: WireHashKVRequest) => {
+    HashKV: unary(ctx, async (req: WireHashKVRequest) => {
       const h = await hashKV(ctx.target, Number(req.revision));
       return { header: ctx.header(h.revision), hash: h.hash, compact_revision: String(h.compactRevision) };
     }),
@@ -85,12 +84,12 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
 
     // This member is the leader of its one-member view: moving leadership to itself succeeds
     // at once, any other target is not a member.
-    MoveLeader: unaryRpc(ctx, async (req: WireMoveLeaderRequest) => {
+    MoveLeader: unary(ctx, async (req: WireMoveLeaderRequest) => {
       if (req.targetID !== ctx.memberId) throw new RpcError(CLUSTER_ERRORS.BadLeaderTransferee);
       return {}; // etcd's MoveLeaderResponse carries no header
     }),
 
-    Downgrade: unaryRpc(ctx, async (req: WireDowngradeRequest) => {
+    Downgrade: unary(ctx, async (req: WireDowngradeRequest) => {
       if (req.action === DOWNGRADE_CANCEL) throw new RpcError(CLUSTER_ERRORS.NoInflightDowngrade);
       throw unimplemented('pgetcd: downgrades do not apply: the reported etcd version is set with --etcd-version');
     }),

@@ -2,6 +2,7 @@ import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { Compactor } from './compactor.ts';
 import { StoreError } from './errors.ts';
+import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
 import { rangeQuery } from './reader.ts';
 import type {
@@ -9,7 +10,7 @@ import type {
   PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
-import { Writer } from './writer.ts';
+import { Writer, type Commit } from './writer.ts';
 
 export interface StoreOptions {
   log: Logger;
@@ -20,6 +21,8 @@ export interface StoreOptions {
   maxBatchBytes: number;
   /** Opens a dedicated single-connection client for the writer (see WriterOptions.connect). */
   connect: (onClose: () => void) => Sql;
+  /** false: no key index, every write batch reads from the database first. */
+  keyIndex?: boolean;
 }
 
 /**
@@ -31,7 +34,11 @@ export interface StoreOptions {
 export class Store {
   readonly writer: Writer;
   readonly compactor: Compactor;
-  private readonly commitListeners: Array<(revision: number) => void> = [];
+  private readonly index = new KeyIndex();
+  private indexLoad: Promise<void> | undefined;
+  private closed = false;
+  private readonly commitListeners: Array<(c: Commit) => void> = [];
+  private readonly settleListeners: Array<() => void> = [];
 
   constructor(readonly sql: Sql, private readonly opts: StoreOptions) {
     this.writer = new Writer(sql, {
@@ -39,14 +46,59 @@ export class Store {
       maxBatch: opts.maxBatch,
       maxBatchBytes: opts.maxBatchBytes,
       connect: opts.connect,
-      onCommit: (rev) => { for (const l of this.commitListeners) l(rev); },
+      onCommit: (c) => { for (const l of this.commitListeners) l(c); },
+      onSettled: () => { for (const l of this.settleListeners) l(); },
+      ...(opts.keyIndex === false ? {} : { index: this.index }),
     });
     this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }));
   }
 
+  /**
+   * Loads the key index in the background (writes read from the database until it is ready).
+   * Call once the change feed runs, so that every revision after the load's snapshot is
+   * reported through observeLog().
+   */
+  loadIndex(): Promise<void> {
+    if (this.opts.keyIndex === false || this.closed) return Promise.resolve();
+    this.indexLoad ??= this.index.load(this.sql)
+      .then(() => this.opts.log.info(this.index.stats(), 'key index loaded'))
+      .catch((err: unknown) => this.opts.log.warn({ err }, 'loading the key index failed; writes read from the database'))
+      .finally(() => { this.indexLoad = undefined; });
+    return this.indexLoad;
+  }
+
+  /**
+   * Every committed change of revisions (from, to], in order, as the change feed reads them
+   * from kv_log (from every instance). Keeps the key index current.
+   */
+  observeLog(from: number, to: number, changes: Iterable<IndexChange>): void {
+    if (this.opts.keyIndex === false) return;
+    this.index.advance(from, to, changes, true);
+    if (this.index.revision < 0 && !this.indexLoad) void this.loadIndex();
+  }
+
+  /** Somebody committed `revision` (a notification). */
+  observeRevision(revision: number): void {
+    this.index.saw(revision);
+  }
+
+  indexStats(): IndexStats {
+    return this.index.stats();
+  }
+
   /** Called after every local commit that created revisions (the watch hub listens here). */
-  onCommit(listener: (revision: number) => void): void {
+  onCommit(listener: (c: Commit) => void): void {
     this.commitListeners.push(listener);
+  }
+
+  /** Called whenever a write batch's commit finished (committed or failed). */
+  onSettled(listener: () => void): void {
+    this.settleListeners.push(listener);
+  }
+
+  /** True while a write batch's commit is in flight. */
+  get writing(): boolean {
+    return this.writer.committing > 0;
   }
 
   async range(req: RangeRequest): Promise<RangeResponse> {
@@ -101,6 +153,8 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.indexLoad;
     await this.writer.close();
   }
 }

@@ -1,12 +1,14 @@
 import type postgres from 'postgres';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
-import { BatchApplier, collect, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet } from './apply.ts';
+import { BatchApplier, collect, isTombstone, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type Tombstone, type LogRow } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
 import { rangeQuery } from './reader.ts';
 import type { RangeRequest, RangeResponse } from './types.ts';
 import { toUnavailable } from './pgerrors.ts';
 import { kindOf as kindOfKey } from './kind.ts';
+import type { KeyIndex } from './keyindex.ts';
+import { speculate } from './speculate.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -25,8 +27,10 @@ export interface WriterOptions {
   maxBatch: number;
   /** Most request bytes in one transaction (a larger single request still runs alone). */
   maxBatchBytes: number;
-  /** Called after each commit that created revisions, with the new revision. */
-  onCommit?: (revision: number) => void;
+  /** Called after each commit that created revisions, with what it wrote. */
+  onCommit?: (c: Commit) => void;
+  /** Called when a batch's commit has finished, committed or not. */
+  onSettled?: () => void;
   /**
    * Opens a dedicated single-connection client (max: 1, no max lifetime) for one pipeline slot
    * and calls onClose when its connection closes. Not a reserved pool connection: postgres.js
@@ -35,12 +39,24 @@ export interface WriterOptions {
    * slot's client at its first failure and watches for closes itself.
    */
   connect: (onClose: () => void) => Sql;
+  /** Every live key's metadata: batches it can answer skip the reading round trip. */
+  index?: KeyIndex;
+}
+
+/** One committed batch: revisions (from, to] and every row written, in revision order. */
+export interface Commit {
+  from: number;
+  to: number;
+  rows: readonly LogRow[];
 }
 
 export interface WriterStats {
   batches: number;
   mutations: number;
   failedBatches: number;
+  /** Batches written in one round trip from the key index, and those whose check failed. */
+  speculative: number;
+  speculationMisses: number;
 }
 
 interface CurrentRow {
@@ -60,13 +76,16 @@ interface CurrentRow {
  * write+COMMIT), each pipelined on the slot's own connection.
  */
 export class Writer {
-  readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0 };
+  readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0, speculative: 0, speculationMisses: 0 };
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
   private closed = false;
   /** Two connections: while one batch commits, the next one already waits for the meta lock. */
   private readonly slots: Array<Slot | undefined> = [undefined, undefined];
   private slot = 0;
+  /** The batch whose commit was sent last and has not finished: the next one builds on it. */
+  private inflight: Prepared | undefined;
+  private commitsInFlight = 0;
 
   constructor(private readonly sql: Sql, private readonly opts: WriterOptions) {}
 
@@ -98,9 +117,10 @@ export class Writer {
         const batch = this.take();
         const slot = this.slot;
         this.slot ^= 1;
+        const ms = batch.map((p) => p.m);
         let prepared: Prepared;
         try {
-          prepared = await this.prepare(slot, batch.map((p) => p.m));
+          prepared = this.speculate(slot, ms) ?? await this.prepare(slot, ms);
         } catch (err) {
           this.discard(slot);
           await committing;
@@ -108,6 +128,7 @@ export class Writer {
           await this.fail(batch, err);
           continue;
         }
+        this.inflight = prepared;
         const commit = this.commit(slot, batch, prepared);
         await committing;
         committing = commit;
@@ -183,6 +204,7 @@ export class Writer {
 
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
+    this.opts.index?.saw(m.revision);
     const live = new Map<string, Entry>();
     // A key may come back more than once (in a point and a range); keep the copy with its value.
     for (const r of currentRows) {
@@ -203,22 +225,89 @@ export class Writer {
         throw e;
       }
     });
-    return { results, applier, revision: m.revision, compactRevision: m.compact_revision, pid: m.pid, slot };
+    return { results, applier, revision: m.revision, compactRevision: m.compact_revision, pid: m.pid, slot, speculative: false, failed: false };
+  }
+
+  /**
+   * Phase 1 without the database, when the key index can answer every read of the batch: the
+   * batch is evaluated on the index (plus the batch still committing, which it follows), and
+   * its commit is one call of pgetcd_write, which checks the store is still at the revision the
+   * evaluation started from. Undefined when the batch needs the database.
+   */
+  private speculate(i: number, ms: Mutation[]): Prepared | undefined {
+    const index = this.opts.index;
+    const slot = this.slots[i];
+    if (!index || !slot || slot.dead || slot.ready || index.revision < 0) return undefined;
+    const prev = this.inflight;
+    let base: number;
+    let overlay: Map<string, Entry | Tombstone> | undefined;
+    if (prev) {
+      const to = prev.applier.revision;
+      // The batch in flight must itself stand on the index's state, and nobody else may have
+      // written since.
+      if (prev.failed || (index.revision !== prev.revision && index.revision !== to) || index.seen > to) return undefined;
+      if (!prev.speculative && prev.revision !== index.revision && index.revision !== to) return undefined;
+      base = to;
+      overlay = prev.applier.current;
+    } else {
+      if (!index.ready) return undefined;
+      base = index.revision;
+    }
+    const s = speculate(ms, base, (k) => {
+      const o = overlay?.get(k);
+      if (o) return isTombstone(o) ? undefined : o;
+      return index.get(k);
+    });
+    if (!s) return undefined;
+    return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases };
   }
 
   /** Phase 2: one write statement and COMMIT, pipelined; then answer the batch. */
+  /** Batches whose commit was sent and has not finished. */
+  get committing(): number {
+    return this.commitsInFlight;
+  }
+
   private async commit(slot: number, batch: Pending[], p: Prepared): Promise<void> {
+    this.commitsInFlight++;
+    try {
+      await this.commitOnce(slot, batch, p);
+    } finally {
+      this.commitsInFlight--;
+      this.opts.onSettled?.();
+    }
+  }
+
+  private async commitOnce(slot: number, batch: Pending[], p: Prepared): Promise<void> {
     try {
       const conn = p.slot.sql;
-      const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
-      await Promise.race([write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`, p.slot.lost]);
+      if (p.speculative) {
+        await Promise.race([writeFunction(conn, p.applier, p.revision, p.leases ?? []), p.slot.lost]);
+      } else {
+        const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
+        await Promise.race([write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`, p.slot.lost]);
+      }
     } catch (err) {
+      p.failed = true;
+      if (this.inflight === p) this.inflight = undefined;
+      if (p.speculative && (err as { code?: unknown } | null)?.code === STALE) {
+        // The store moved on (another instance wrote, or a lease went away): nothing was
+        // written. Redo the batch the reading way, on the same connection.
+        this.stats.speculationMisses++;
+        await this.redo(slot, batch);
+        return;
+      }
       if (this.slots[slot] === p.slot) this.discard(slot);
       const replaced = (err as { code?: unknown } | null)?.code === GUARD_FAILED;
       await this.fail(batch, replaced ? new StoreError('Unavailable', 'connection lost during the batch') : err);
       return;
     }
-    if (p.applier.revision > p.revision) this.opts.onCommit?.(p.applier.revision);
+    if (this.inflight === p) this.inflight = undefined;
+    if (p.speculative) this.stats.speculative++;
+    if (p.applier.revision > p.revision) {
+      this.opts.index?.advance(p.revision, p.applier.revision, p.applier.logRows, false);
+      this.opts.onCommit?.({ from: p.revision, to: p.applier.revision, rows: p.applier.logRows });
+    }
     this.stats.batches++;
     this.stats.mutations += batch.length;
     batch.forEach((q, i) => {
@@ -240,6 +329,19 @@ export class Writer {
     // request that caused it: run each request of the batch on its own.
     this.opts.log.warn({ err, size: batch.length }, 'write batch failed; retrying requests one by one');
     for (const q of batch) await this.runAlone(q);
+  }
+
+  /** A batch again, read from the database this time. */
+  private async redo(slot: number, batch: Pending[]): Promise<void> {
+    let prepared: Prepared;
+    try {
+      prepared = await this.prepare(slot, batch.map((q) => q.m));
+    } catch (err) {
+      this.discard(slot);
+      await this.fail(batch, err);
+      return;
+    }
+    await this.commit(slot, batch, prepared);
   }
 
   private async runAlone(q: Pending): Promise<void> {
@@ -265,6 +367,12 @@ interface Prepared {
   /** The backend that took the meta lock and read the batch's state, and its slot. */
   pid: number;
   slot: Slot;
+  /** Evaluated on the key index: committed by pgetcd_write, which checks `revision`. */
+  speculative: boolean;
+  /** Its commit failed: nothing of it was written. */
+  failed: boolean;
+  /** Leases the batch attaches keys to (speculative batches: pgetcd_write checks they exist). */
+  leases?: string[];
 }
 
 /** A pipeline slot's dedicated connection; `lost` rejects once postgres.js reports it closed. */
@@ -278,6 +386,8 @@ interface Slot {
 
 /** SQLSTATE of the write statement's guard (division by zero). */
 const GUARD_FAILED = '22012';
+/** SQLSTATE pgetcd_write raises when the store is no longer where the batch was evaluated. */
+const STALE = 'PGE01';
 
 function readCurrent(conn: Sql, rs: ReadSet): Promise<CurrentRow[]> {
   const parts: Fragment[] = [];
@@ -309,6 +419,19 @@ async function readLeases(conn: Sql, rs: ReadSet): Promise<string[]> {
   if (rs.leases.size === 0) return [];
   const rows = (await conn`SELECT id::text AS id FROM leases WHERE id = ANY(${conn.array([...rs.leases], 25)}::int8[])`) as unknown as Array<{ id: string }>;
   return rows.map((r) => r.id);
+}
+
+/** A speculative batch: one autocommit call (see migrations/1700000000003_write-function.sql). */
+function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: string[]): Fragment {
+  a.markFinal();
+  const rows = a.logRows;
+  return conn`SELECT pgetcd_write(${expected}, ${a.revision},
+    ${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
+    ${conn.array(rows.map((r) => r.create_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.prev_revision), 20)}::int8[],
+    ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
+    ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
+    ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[],
+    ${conn.array(rows.map((r) => r.final), 16)}::bool[], ${conn.array(leases, 25)}::int8[]) AS r`;
 }
 
 /** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */

@@ -3,7 +3,7 @@ import type { Sql } from '../db/sql.ts';
 import { pgClientConfig, type PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
 import { readLog } from './logread.ts';
-import type { LogBatch } from './types.ts';
+import type { FeedEvent, LogBatch } from './types.ts';
 
 export const CHANNEL = 'pgetcd_kv';
 /** application_name of the LISTEN connection, to find it in pg_stat_activity. */
@@ -17,6 +17,14 @@ export interface FeedOptions {
   window: number;
   /** Receives every batch, in revision order, without gaps. */
   onBatch: (b: LogBatch) => void;
+  /** Told the revision of every notification (someone committed it). */
+  onNotify?: (revision: number) => void;
+  /**
+   * True while this instance's writer has a commit in flight. A notification that arrives then
+   * is most likely that commit's own, which committed() will deliver without a read: it waits
+   * for settled() instead of starting a read.
+   */
+  localBusy?: () => boolean;
   /** pg-listen's liveness check of the LISTEN connection (ms; a `SELECT pg_backend_pid()`). */
   livenessCheckMs: number;
 }
@@ -24,6 +32,8 @@ export interface FeedOptions {
 export interface FeedStats {
   notifications: number;
   localCommits: number;
+  /** Local commits delivered from the writer's rows, without a read. */
+  localDeliveries: number;
   reads: number;
   readErrors: number;
   events: number;
@@ -45,11 +55,13 @@ interface Waiter {
  * Reads are single-flight: nudges that arrive during a read make one more read afterwards.
  */
 export class Feed {
-  readonly stats: FeedStats = { notifications: 0, localCommits: 0, reads: 0, readErrors: 0, events: 0, reconnects: 0 };
+  readonly stats: FeedStats = { notifications: 0, localCommits: 0, localDeliveries: 0, reads: 0, readErrors: 0, events: 0, reconnects: 0 };
   /** The last revision delivered to onBatch. */
   revision = 0;
   compactRevision = 0;
   private wanted = 0;
+  /** The highest notified revision held back while a local commit was in flight. */
+  private deferred = 0;
   private reading = false;
   private readsStarted = 0;
   /** Index of the latest read after which the feed had delivered everything that read saw. */
@@ -76,7 +88,13 @@ export class Feed {
     this.subscriber = sub;
     sub.notifications.on(CHANNEL, (rev: unknown) => {
       this.stats.notifications++;
-      this.poke(typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity);
+      const r = typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity;
+      if (r !== Infinity) this.opts.onNotify?.(r);
+      if (r !== Infinity && this.opts.localBusy?.()) {
+        this.deferred = Math.max(this.deferred, r);
+        return;
+      }
+      this.poke(r);
     });
     sub.events.on('reconnect', (attempt: number) => {
       if (attempt === 1) this.stats.reconnects++;
@@ -126,10 +144,33 @@ export class Feed {
     this.run();
   }
 
-  /** The local writer committed `revision`. */
-  committed(revision: number): void {
+  /**
+   * The local writer committed revisions (from, to]. When they follow on from what the feed
+   * delivered and `events` can build them (see localEvents), they are delivered at once without
+   * reading kv_log; otherwise this is a nudge to read.
+   */
+  committed(from: number, to: number, events: () => FeedEvent[] | undefined): void {
     this.stats.localCommits++;
-    this.poke(revision);
+    if (this.started && !this.stopped && !this.reading && !this.retryTimer && this.revision === from) {
+      const evs = events();
+      if (evs) {
+        this.stats.localDeliveries++;
+        this.stats.events += evs.length;
+        this.revision = to;
+        this.wanted = Math.max(this.wanted, to);
+        this.opts.onBatch({ from, to, storeRevision: to, compactRevision: this.compactRevision, events: evs });
+        return;
+      }
+    }
+    this.poke(to);
+  }
+
+  /** The local writer finished a commit: read what was notified meanwhile, if not delivered. */
+  settled(): void {
+    if (this.deferred === 0) return;
+    const d = this.deferred;
+    this.deferred = 0;
+    this.poke(d);
   }
 
   /** A ticket for sync(): taken when a request arrives. */

@@ -8,6 +8,16 @@ import {
   RING_MAX_BYTES, RING_MAX_EVENTS,
 } from './limits.ts';
 import { Session } from './session.ts';
+import { localEvents } from './local.ts';
+import type { FeedEvent } from './types.ts';
+import type { IndexChange } from '../store/keyindex.ts';
+
+function* indexChanges(events: FeedEvent[]): Iterable<IndexChange> {
+  for (const e of events) {
+    const kv = e.event.kv;
+    yield { key: kv.key, deleted: e.event.type === 1, create_revision: kv.create_revision, mod_revision: kv.mod_revision, version: kv.version, lease: kv.lease };
+  }
+}
 
 export interface WatchStats {
   feed: FeedStats;
@@ -36,10 +46,17 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
   });
   const feed = new Feed({
     sql: ctx.sql, target: ctx.target, log, window: FEED_WINDOW_REVISIONS,
-    livenessCheckMs: LISTEN_LIVENESS_CHECK_MS, onBatch: (b) => hub.onBatch(b),
+    livenessCheckMs: LISTEN_LIVENESS_CHECK_MS,
+    onBatch: (b) => {
+      hub.onBatch(b);
+      ctx.store.observeLog(b.from, b.to, indexChanges(b.events));
+    },
+    onNotify: (rev) => ctx.store.observeRevision(rev),
+    localBusy: () => ctx.store.writing,
   });
   // Our own commits need not wait for the notification's round trip.
-  ctx.store.onCommit((rev) => feed.committed(rev));
+  ctx.store.onCommit((c) => feed.committed(c.from, c.to, () => localEvents(c.rows, (k) => hub.ring.last(k))));
+  ctx.store.onSettled(() => feed.settled());
   const sessionOpts = {
     progressIntervalMs: ctx.cfg.progressNotifyIntervalMs,
     maxResponseBytes: ctx.maxRequestBytes + GRPC_OVERHEAD_BYTES,
@@ -53,6 +70,8 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
     start: async () => {
       await feed.start();
       hub.init(feed.revision, feed.compactRevision);
+      // The feed now reports every revision after its start: the index can load.
+      void ctx.store.loadIndex();
     },
     stop: async () => {
       service.closeAll();

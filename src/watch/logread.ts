@@ -128,18 +128,23 @@ function toEvents(rows: Row[]): FeedEvent[] {
     const prev: KeyValue | null = r.p_mod === null ? null : {
       key: r.key, create_revision: r.p_create!, mod_revision: r.p_mod, version: r.p_version, value: r.p_value, lease: r.p_lease,
     };
-    const type = r.deleted ? 1 : 0;
-    const bare: StoreEvent = { type, kv, prev_kv: null };
-    const event: StoreEvent = prev ? { type, kv, prev_kv: prev } : bare;
-    const bareSize = eventFieldSize(bare);
-    out.push({
-      revision: r.mod_revision,
-      keyStr: r.key.toString('latin1'),
-      event,
-      bare,
-      size: prev ? eventFieldSize(event) : bareSize,
-      bareSize,
-    });
+    out.push(feedEvent(r.deleted, kv, prev));
   }
   return out;
+}
+
+/** An event as the hub keeps it, from the changed kv and the version it replaced. */
+export function feedEvent(deleted: boolean, kv: KeyValue, prev: KeyValue | null): FeedEvent {
+  const type = deleted ? 1 : 0;
+  const bare: StoreEvent = { type, kv, prev_kv: null };
+  const event: StoreEvent = prev ? { type, kv, prev_kv: prev } : bare;
+  const bareSize = eventFieldSize(bare);
+  return {
+    revision: kv.mod_revision,
+    keyStr: kv.key.toString('latin1'),
+    event,
+    bare,
+    size: prev ? eventFieldSize(event) : bareSize,
+    bareSize,
+  };
 }

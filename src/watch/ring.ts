@@ -7,6 +7,8 @@ import type { FeedEvent } from './types.ts';
  */
 export class Ring {
   private events: FeedEvent[] = [];
+  /** Each key's newest held event. */
+  private latest = new Map<string, FeedEvent>();
   private head = 0;
   private bytes = 0;
   /** Every event with revision > floor and <= top is held. */
@@ -31,6 +33,7 @@ export class Ring {
     if (to <= this.top) return;
     for (const e of events) {
       this.events.push(e);
+      this.latest.set(e.keyStr, e);
       this.bytes += e.size;
     }
     this.top = to;
@@ -40,10 +43,16 @@ export class Ring {
   /** Forgets everything and restarts empty at revision (after a gap the ring cannot bridge). */
   reset(revision: number): void {
     this.events = [];
+    this.latest = new Map();
     this.head = 0;
     this.bytes = 0;
     this.floor = revision;
     this.top = revision;
+  }
+
+  /** The newest held event of a key (latin1), if the ring still holds one. */
+  last(keyStr: string): FeedEvent | undefined {
+    return this.latest.get(keyStr);
   }
 
   /** True when every event from revision `from` up to top is held. */
@@ -82,7 +91,9 @@ export class Ring {
       // Drop the oldest revision whole.
       const rev = this.events[this.head]!.revision;
       while (this.head < this.events.length && this.events[this.head]!.revision === rev) {
-        this.bytes -= this.events[this.head]!.size;
+        const e = this.events[this.head]!;
+        this.bytes -= e.size;
+        if (this.latest.get(e.keyStr) === e) this.latest.delete(e.keyStr);
         this.head++;
       }
       this.floor = rev;

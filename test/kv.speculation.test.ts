@@ -1,0 +1,217 @@
+/**
+ * Writes evaluated on the in-memory key index and committed by one pgetcd_write call, and own
+ * commits delivered to watchers without reading kv_log back: results must be exactly those of
+ * the reading path, on one instance and when another instance writes the same keys, leases or
+ * revokes behind the index's back.
+ */
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { after, before, describe, it } from 'node:test';
+import { startServer, type TestServer } from './helpers/server.ts';
+import { expectGrpcError, rawClients, type Raw } from './helpers/raw.ts';
+import { waitFor } from './helpers/wait.ts';
+import { RawWatch } from './helpers/watch.ts';
+import type { WatchComponent } from '../src/watch/index.ts';
+
+const B = (s: string): Buffer => Buffer.from(s);
+
+const indexReady = (s: TestServer): Promise<true> =>
+  waitFor('the key index to load', async () => (s.app.store.indexStats().revision >= 0 ? true : undefined));
+
+async function get(raw: Raw, key: string): Promise<{ rev: number; kv: any }> {
+  const r = await raw.call('KV', 'Range', { key: B(key) });
+  return { rev: Number(r.header.revision), kv: r.kvs[0] };
+}
+
+function cas(key: string, modRev: number, value: string): object {
+  return {
+    compare: [{ key: B(key), target: 'MOD', result: 'EQUAL', mod_revision: modRev }],
+    success: [{ request_put: { key: B(key), value: B(value) } }],
+    failure: [{ request_range: { key: B(key) } }],
+  };
+}
+
+describe('Writes from the key index (one instance)', () => {
+  let srv: TestServer;
+  let raw: Raw;
+  before(async () => {
+    srv = await startServer();
+    raw = rawClients(srv.endpoint);
+    await indexReady(srv);
+  });
+  after(async () => {
+    raw.close();
+    await srv.stop();
+  });
+
+  it('puts, deletes and Kubernetes-style CAS txns give etcd results, most in one round trip', async () => {
+    const stats = srv.app.store.writer.stats;
+    // The writer's two connections open on their first batches (which read).
+    await raw.call('KV', 'Put', { key: B('/s/warm'), value: B('1') });
+    await raw.call('KV', 'Put', { key: B('/s/warm'), value: B('2') });
+    const spec0 = stats.speculative;
+    const p1 = await raw.call('KV', 'Put', { key: B('/s/a'), value: B('1') });
+    const rev1 = Number(p1.header.revision);
+    const p2 = await raw.call('KV', 'Put', { key: B('/s/a'), value: B('2') });
+    assert.equal(Number(p2.header.revision), rev1 + 1);
+    let a = await get(raw, '/s/a');
+    assert.equal(a.kv.value.toString(), '2');
+    assert.equal(Number(a.kv.version), 2);
+    assert.equal(Number(a.kv.create_revision), rev1);
+    assert.equal(Number(a.kv.mod_revision), rev1 + 1);
+
+    // A CAS that holds writes without reading; one that fails answers with the stored value.
+    const ok = await raw.call('KV', 'Txn', cas('/s/a', rev1 + 1, '3'));
+    assert.equal(ok.succeeded, true);
+    assert.equal(Number(ok.header.revision), rev1 + 2);
+    const stale = await raw.call('KV', 'Txn', cas('/s/a', rev1 + 1, 'x'));
+    assert.equal(stale.succeeded, false);
+    assert.equal(Number(stale.header.revision), rev1 + 2);
+    const kv = stale.responses[0].response_range.kvs[0];
+    assert.equal(kv.value.toString(), '3');
+    assert.equal(Number(kv.version), 3);
+
+    // prev_kv needs the old value: the answer must still carry it.
+    const p4 = await raw.call('KV', 'Put', { key: B('/s/a'), value: B('4'), prev_kv: true });
+    assert.equal(p4.prev_kv.value.toString(), '3');
+    assert.equal(Number(p4.prev_kv.mod_revision), rev1 + 2);
+
+    // Deleting a missing key writes nothing and keeps the revision.
+    const d0 = await raw.call('KV', 'DeleteRange', { key: B('/s/missing') });
+    assert.equal(d0.deleted, '0');
+    assert.equal(Number(d0.header.revision), rev1 + 3);
+    const d1 = await raw.call('KV', 'DeleteRange', { key: B('/s/a') });
+    assert.equal(d1.deleted, '1');
+    assert.equal(Number(d1.header.revision), rev1 + 4);
+    a = await get(raw, '/s/a');
+    assert.equal(a.kv, undefined);
+    assert.equal(a.rev, rev1 + 4);
+
+    // Recreated after the delete: a new life, version 1.
+    const p5 = await raw.call('KV', 'Put', { key: B('/s/a'), value: B('5') });
+    a = await get(raw, '/s/a');
+    assert.equal(Number(a.kv.version), 1);
+    assert.equal(Number(a.kv.create_revision), Number(p5.header.revision));
+
+    // ignore_lease / ignore_value on a missing key still fail as etcd does.
+    await expectGrpcError(raw.call('KV', 'Put', { key: B('/s/nokey'), ignore_lease: true }), grpc.status.INVALID_ARGUMENT, 'etcdserver: key not found');
+    assert.ok(stats.speculative - spec0 >= 5, `speculative batches: ${stats.speculative - spec0}`);
+  });
+
+  it('a put with a lease revoked without keys (no new revision) gets "requested lease not found"', async () => {
+    const g = await raw.call('Lease', 'LeaseGrant', { TTL: 60 });
+    await raw.call('KV', 'Put', { key: B('/s/leased'), value: B('v'), lease: g.ID });
+    await raw.call('KV', 'DeleteRange', { key: B('/s/leased') });
+    await raw.call('Lease', 'LeaseRevoke', { ID: g.ID });
+    await expectGrpcError(raw.call('KV', 'Put', { key: B('/s/leased'), value: B('w'), lease: g.ID }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
+  });
+
+  it('own commits reach prev_kv watchers without a read, with the right prev_kv', async () => {
+    const w = new RawWatch(raw);
+    try {
+      const feed = (srv.app.components[0] as WatchComponent).stats().feed;
+      const local0 = feed.localDeliveries;
+      await w.watch({ key: B('/s/w'), prev_kv: true });
+      await raw.call('KV', 'Put', { key: B('/s/w'), value: B('one') });
+      await raw.call('KV', 'Put', { key: B('/s/w'), value: B('two') });
+      await raw.call('KV', 'DeleteRange', { key: B('/s/w') });
+      const evs = [];
+      while (evs.length < 3) evs.push(...(await w.next()).events);
+      assert.deepEqual(evs.map((e) => [e.type, e.kv.value.toString(), e.prev_kv?.value.toString() ?? null]), [
+        [0, 'one', null], [0, 'two', 'one'], [1, '', 'two'],
+      ]);
+      assert.equal(Number(evs[2]!.prev_kv!.version), 2);
+      const after = (srv.app.components[0] as WatchComponent).stats().feed.localDeliveries;
+      assert.ok(after > local0, 'delivered locally');
+    } finally {
+      w.close();
+    }
+  });
+});
+
+describe('Writes from the key index (two instances on one database)', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let rawA: Raw;
+  let rawB: Raw;
+  before(async () => {
+    a = await startServer();
+    b = await startServer({ databaseUrl: a.databaseUrl });
+    rawA = rawClients(a.endpoint);
+    rawB = rawClients(b.endpoint);
+    await indexReady(a);
+    await indexReady(b);
+  });
+  after(async () => {
+    rawA.close();
+    rawB.close();
+    await b.stop();
+    await a.stop();
+  });
+
+  it('alternating writes of one key through both: every revision and version exact', async () => {
+    let rev = Number((await rawA.call('KV', 'Put', { key: B('/t/k'), value: B('0') })).header.revision);
+    const create = rev;
+    for (let i = 1; i <= 60; i++) {
+      const raw = i % 2 ? rawB : rawA;
+      // Half the writes are CAS on the revision the other instance just wrote.
+      const r = i % 3 === 0
+        ? await raw.call('KV', 'Txn', cas('/t/k', rev, String(i)))
+        : await raw.call('KV', 'Put', { key: B('/t/k'), value: B(String(i)) });
+      if (i % 3 === 0) assert.equal(r.succeeded, true, `CAS ${i} on revision ${rev}`);
+      assert.equal(Number(r.header.revision), rev + 1, `write ${i}`);
+      rev++;
+    }
+    for (const raw of [rawA, rawB]) {
+      const { kv } = await get(raw, '/t/k');
+      assert.equal(kv.value.toString(), '60');
+      assert.equal(Number(kv.version), 61);
+      assert.equal(Number(kv.create_revision), create);
+      assert.equal(Number(kv.mod_revision), rev);
+    }
+  });
+
+  it('concurrent writers on both instances: gapless revisions, exact versions', async () => {
+    const revs: number[] = [];
+    await Promise.all(Array.from({ length: 20 }, async (_, c) => {
+      const raw = c % 2 ? rawB : rawA;
+      for (let i = 0; i < 15; i++) {
+        const r = await raw.call('KV', 'Put', { key: B(`/u/${i % 3}`), value: B(`${c}/${i}`) });
+        revs.push(Number(r.header.revision));
+      }
+    }));
+    revs.sort((x, y) => x - y);
+    assert.equal(new Set(revs).size, revs.length);
+    assert.equal(revs[revs.length - 1]! - revs[0]!, revs.length - 1);
+    let versions = 0;
+    for (let i = 0; i < 3; i++) versions += Number((await get(rawA, `/u/${i}`)).kv.version);
+    assert.equal(versions, 300);
+  });
+
+  it('a lease revoked through the other instance: a put with it is refused', async () => {
+    const g = await rawA.call('Lease', 'LeaseGrant', { TTL: 60 });
+    await rawA.call('KV', 'Put', { key: B('/t/l'), value: B('v'), lease: g.ID });
+    await rawA.call('KV', 'DeleteRange', { key: B('/t/l') });
+    await rawB.call('Lease', 'LeaseRevoke', { ID: g.ID });
+    await expectGrpcError(rawA.call('KV', 'Put', { key: B('/t/l'), value: B('w'), lease: g.ID }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
+  });
+
+  it('a third instance with an empty ring still gives prev_kv of versions written before it started', async () => {
+    await rawA.call('KV', 'Put', { key: B('/t/old'), value: B('before') });
+    const c = await startServer({ databaseUrl: a.databaseUrl });
+    const rawC = rawClients(c.endpoint);
+    const w = new RawWatch(rawC);
+    try {
+      await indexReady(c);
+      await w.watch({ key: B('/t/old'), prev_kv: true });
+      await rawC.call('KV', 'Put', { key: B('/t/old'), value: B('after') });
+      const r = await w.next();
+      assert.equal(r.events[0].kv.value.toString(), 'after');
+      assert.equal(r.events[0]!.prev_kv!.value.toString(), 'before');
+    } finally {
+      w.close();
+      rawC.close();
+      await c.stop();
+    }
+  });
+});

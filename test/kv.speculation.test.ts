@@ -64,7 +64,11 @@ describe('Writes from the key index (one instance)', () => {
     const ok = await raw.call('KV', 'Txn', cas('/s/a', rev1 + 1, '3'));
     assert.equal(ok.succeeded, true);
     assert.equal(Number(ok.header.revision), rev1 + 2);
+    const before = stats.speculative;
     const stale = await raw.call('KV', 'Txn', cas('/s/a', rev1 + 1, 'x'));
+    // It writes nothing, so it takes the reading path; in a batch with writes it reads the
+    // value in the same call (see the concurrent test below).
+    assert.equal(stats.speculative, before);
     assert.equal(stale.succeeded, false);
     assert.equal(Number(stale.header.revision), rev1 + 2);
     const kv = stale.responses[0].response_range.kvs[0];
@@ -169,6 +173,24 @@ describe('Writes from the key index (two instances on one database)', () => {
       assert.equal(Number(kv.create_revision), create);
       assert.equal(Number(kv.mod_revision), rev);
     }
+  });
+
+  it('a batch of CAS updates where some fail still answers each failed one with the stored object', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `/v/${i}`);
+    const revs = new Map<string, number>();
+    for (const k of keys) revs.set(k, Number((await rawA.call('KV', 'Put', { key: B(k), value: B(`${k}=0`) })).header.revision));
+    const spec0 = a.app.store.writer.stats.speculative;
+    // Concurrent: one batch. Every other CAS names a stale revision.
+    const rs = await Promise.all(keys.map((k, i) => rawA.call('KV', 'Txn', cas(k, i % 2 ? revs.get(k)! - 1 : revs.get(k)!, `${k}=1`))));
+    rs.forEach((r, i) => {
+      assert.equal(r.succeeded, i % 2 === 0, keys[i]);
+      if (i % 2) {
+        const kv = r.responses[0].response_range.kvs[0];
+        assert.equal(kv.value.toString(), `${keys[i]}=0`);
+        assert.equal(Number(kv.mod_revision), revs.get(keys[i]!));
+      }
+    });
+    assert.ok(a.app.store.writer.stats.speculative > spec0);
   });
 
   it('concurrent writers on both instances: gapless revisions, exact versions', async () => {

@@ -8,7 +8,9 @@ import type { KeyValue, PutRequest, RequestOp, ResponseOp, TxnRequest } from './
 /**
  * Evaluating a batch on the key index instead of the database. The index has every live key's
  * metadata but no values, so a batch qualifies when it only touches single keys, compares no
- * values and (found out by evaluating) shows no stored value in any response. Pure: no I/O.
+ * values and writes no value it has not been given. Values its answers show (a failed
+ * compare-and-swap's range, prev_kv) are left as placeholders, read by pgetcd_write in the
+ * same call and filled in afterwards (fill()). Pure: no I/O.
  */
 
 /** Stands for a value the index does not have; found by identity in the results. */
@@ -19,6 +21,9 @@ export interface Speculation {
   results: Array<MutationResult | StoreError>;
   /** Leases the written keys are attached to: they must still exist when the batch commits. */
   leases: string[];
+  /** Keys whose stored values the answers show, and the answers' placeholders for them. */
+  reads: Buffer[];
+  holes: KeyValue[];
 }
 
 /**
@@ -51,13 +56,25 @@ export function speculate(ms: Mutation[], revision: number, lookup: (k: string) 
   }
   if (applier.logRows.length === 0) return undefined;
   if (applier.logRows.some((r) => r.value === UNKNOWN)) return undefined;
+  const holes: KeyValue[] = [];
+  const add = (kv: KeyValue | null | undefined): void => { if (kv?.value === UNKNOWN) holes.push(kv); };
   for (let i = 0; i < ms.length; i++) {
     const r = results[i]!;
-    if (!isStoreError(r) && exposes(ms[i]!, r)) return undefined;
+    if (!isStoreError(r)) gather(ms[i]!, r, add);
   }
+  const reads = new Map<string, Buffer>();
+  for (const kv of holes) reads.set(kv.key.toString('latin1'), kv.key);
   const leases = new Set<string>();
   for (const r of applier.logRows) if (!r.deleted && r.lease !== '0') leases.add(r.lease);
-  return { applier, results, leases: [...leases] };
+  return { applier, results, leases: [...leases], reads: [...reads.values()], holes };
+}
+
+/** Puts the values read by pgetcd_write (in the order of `reads`) into the answers. */
+export function fill(s: Pick<Speculation, 'reads' | 'holes'>, values: Buffer[]): void {
+  if (s.holes.length === 0) return;
+  const byKey = new Map<string, Buffer>();
+  s.reads.forEach((k, i) => byKey.set(k.toString('latin1'), values[i]!));
+  for (const kv of s.holes) kv.value = byKey.get(kv.key.toString('latin1'))!;
 }
 
 function qualifies(m: Mutation): boolean {
@@ -87,24 +104,22 @@ function opQualifies(op: RequestOp): boolean {
   }
 }
 
-function unknown(kv: KeyValue | null | undefined): boolean {
-  return kv?.value === UNKNOWN;
-}
+type Add = (kv: KeyValue | null | undefined) => void;
 
-function exposes(m: Mutation, r: MutationResult): boolean {
+function gather(m: Mutation, r: MutationResult, add: Add): void {
   switch (m.type) {
-    case 'put': return 'prev_kv' in r && unknown(r.prev_kv);
-    case 'delete': return 'prev_kvs' in r && r.prev_kvs.some(unknown);
-    case 'txn': return 'responses' in r && r.responses.some(responseExposes);
-    default: return false;
+    case 'put': if ('prev_kv' in r) add(r.prev_kv); break;
+    case 'delete': if ('prev_kvs' in r) r.prev_kvs.forEach(add); break;
+    case 'txn': if ('responses' in r) r.responses.forEach((x) => gatherResponse(x, add)); break;
+    default: break;
   }
 }
 
-function responseExposes(r: ResponseOp): boolean {
+function gatherResponse(r: ResponseOp, add: Add): void {
   switch (r.type) {
-    case 'range': return r.range.kvs.some(unknown);
-    case 'put': return unknown(r.put.prev_kv);
-    case 'delete': return r.delete.prev_kvs.some(unknown);
-    case 'txn': return r.txn.responses.some(responseExposes);
+    case 'range': r.range.kvs.forEach(add); break;
+    case 'put': add(r.put.prev_kv); break;
+    case 'delete': r.delete.prev_kvs.forEach(add); break;
+    case 'txn': r.txn.responses.forEach((x) => gatherResponse(x, add)); break;
   }
 }

@@ -4,11 +4,11 @@ import type { Logger } from '../log.ts';
 import { BatchApplier, collect, isTombstone, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type Tombstone, type LogRow } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
 import { rangeQuery } from './reader.ts';
-import type { RangeRequest, RangeResponse } from './types.ts';
+import type { KeyValue, RangeRequest, RangeResponse } from './types.ts';
 import { toUnavailable } from './pgerrors.ts';
 import { kindOf as kindOfKey } from './kind.ts';
 import type { KeyIndex } from './keyindex.ts';
-import { speculate } from './speculate.ts';
+import { fill, speculate } from './speculate.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -259,7 +259,7 @@ export class Writer {
       return index.get(k);
     });
     if (!s) return undefined;
-    return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases };
+    return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases, reads: s.reads, holes: s.holes };
   }
 
   /** Phase 2: one write statement and COMMIT, pipelined; then answer the batch. */
@@ -282,7 +282,8 @@ export class Writer {
     try {
       const conn = p.slot.sql;
       if (p.speculative) {
-        await Promise.race([writeFunction(conn, p.applier, p.revision, p.leases ?? []), p.slot.lost]);
+        const [row] = await Promise.race([writeFunction(conn, p.applier, p.revision, p.leases ?? [], p.reads ?? []), p.slot.lost]);
+        fill({ reads: p.reads ?? [], holes: p.holes ?? [] }, (row as { r: Buffer[] } | undefined)?.r ?? []);
       } else {
         const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
         await Promise.race([write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`, p.slot.lost]);
@@ -373,6 +374,9 @@ interface Prepared {
   failed: boolean;
   /** Leases the batch attaches keys to (speculative batches: pgetcd_write checks they exist). */
   leases?: string[];
+  /** Speculative batches: keys whose values pgetcd_write reads for the answers, and where they go. */
+  reads?: Buffer[];
+  holes?: KeyValue[];
 }
 
 /** A pipeline slot's dedicated connection; `lost` rejects once postgres.js reports it closed. */
@@ -422,7 +426,7 @@ async function readLeases(conn: Sql, rs: ReadSet): Promise<string[]> {
 }
 
 /** A speculative batch: one autocommit call (see migrations/1700000000003_write-function.sql). */
-function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: string[]): Fragment {
+function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: string[], reads: Buffer[]): Fragment {
   a.markFinal();
   const rows = a.logRows;
   return conn`SELECT pgetcd_write(${expected}, ${a.revision},
@@ -431,7 +435,7 @@ function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: str
     ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
     ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
     ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[],
-    ${conn.array(rows.map((r) => r.final), 16)}::bool[], ${conn.array(leases, 25)}::int8[]) AS r`;
+    ${conn.array(rows.map((r) => r.final), 16)}::bool[], ${conn.array(leases, 25)}::int8[], ${conn.array(reads, 17)}::bytea[]) AS r`;
 }
 
 /** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */

@@ -73,6 +73,7 @@ export class App {
         maxRequestBytes: cfg.maxRequestBytes,
         maxBatch: cfg.maxBatch,
         maxBatchBytes: cfg.maxBatchBytes,
+        keyIndex: cfg.keyIndex,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
       });
       const ctx: ServerContext = {

@@ -15,6 +15,8 @@ export interface Config {
   maxTxnOps: number;
   maxBatch: number;
   maxBatchBytes: number;
+  /** Keep every live key's metadata in memory so most write batches take one round trip. */
+  keyIndex: boolean;
   progressNotifyIntervalMs: number;
   /** Bytes of watch responses a stream may hold unread before its watchers are canceled. */
   watchMaxQueuedBytes: number;
@@ -35,6 +37,7 @@ export const DEFAULTS: Config = {
   maxTxnOps: 128,
   maxBatch: 512,
   maxBatchBytes: 8 * 1024 * 1024,
+  keyIndex: true,
   progressNotifyIntervalMs: 10 * 60 * 1000,
   watchMaxQueuedBytes: 32 * 1024 * 1024,
   etcdVersion: '3.5.17',
@@ -58,6 +61,8 @@ An etcd v3 server whose state lives in PostgreSQL.
   --max-txn-ops N                      most operations in a txn (default 128)
   --max-batch N                        most write requests per Postgres transaction (default 512)
   --max-batch-bytes N                  most request bytes per Postgres transaction (default 8 MiB)
+  --no-key-index                       no in-memory key index (about 150 bytes per live key):
+                                       every write batch reads from PostgreSQL first
   --experimental-watch-progress-notify-interval DURATION  (default 10m)
   --watch-max-queued-bytes N           unread watch responses a stream may hold before its watchers are canceled (default 32 MiB)
   --etcd-version V                     version reported by Status (also PGETCD_ETCD_VERSION; default 3.5.17)
@@ -101,6 +106,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'max-txn-ops': { type: 'string' },
       'max-batch': { type: 'string' },
       'max-batch-bytes': { type: 'string' },
+      'no-key-index': { type: 'boolean' },
       'experimental-watch-progress-notify-interval': { type: 'string' },
       'watch-max-queued-bytes': { type: 'string' },
       'etcd-version': { type: 'string' },
@@ -124,6 +130,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     maxTxnOps: int('max-txn-ops', values['max-txn-ops'], DEFAULTS.maxTxnOps),
     maxBatch: int('max-batch', values['max-batch'], DEFAULTS.maxBatch),
     maxBatchBytes: int('max-batch-bytes', values['max-batch-bytes'], DEFAULTS.maxBatchBytes),
+    keyIndex: !values['no-key-index'],
     progressNotifyIntervalMs: values['experimental-watch-progress-notify-interval']
       ? parseDuration(values['experimental-watch-progress-notify-interval'])
       : DEFAULTS.progressNotifyIntervalMs,

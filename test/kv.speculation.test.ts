@@ -133,6 +133,27 @@ describe('Writes from the key index (one instance)', () => {
   });
 });
 
+describe('--no-key-index', () => {
+  it('every batch reads first, with the same results', async () => {
+    const srv = await startServer({ keyIndex: false });
+    const raw = rawClients(srv.endpoint);
+    try {
+      const r1 = Number((await raw.call('KV', 'Put', { key: B('/n/a'), value: B('1') })).header.revision);
+      for (let i = 0; i < 3; i++) await raw.call('KV', 'Put', { key: B('/n/a'), value: B(String(i)) });
+      const ok = await raw.call('KV', 'Txn', cas('/n/a', r1 + 3, 'x'));
+      assert.equal(ok.succeeded, true);
+      const { kv } = await get(raw, '/n/a');
+      assert.equal(Number(kv.version), 5);
+      assert.equal(Number(kv.create_revision), r1);
+      assert.equal(srv.app.store.writer.stats.speculative, 0);
+      assert.equal(srv.app.store.indexStats().revision, -1);
+    } finally {
+      raw.close();
+      await srv.stop();
+    }
+  });
+});
+
 describe('Writes from the key index (two instances on one database)', () => {
   let a: TestServer;
   let b: TestServer;

@@ -73,7 +73,8 @@ interface CurrentRow {
  * writer takes all that is queued (bounded), and in one Postgres transaction locks `meta`, reads
  * the keys involved, evaluates the requests in order in memory, writes every row with one
  * set-based statement and commits once. Round trips per batch: two (BEGIN+lock+reads, then
- * write+COMMIT), each pipelined on the slot's own connection.
+ * write+COMMIT), each pipelined on the slot's own connection; or, when the key index can answer
+ * the batch's reads, one (a pgetcd_write call that checks the index was current).
  */
 export class Writer {
   readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0, speculative: 0, speculationMisses: 0 };
@@ -246,7 +247,6 @@ export class Writer {
       // The batch in flight must itself stand on the index's state, and nobody else may have
       // written since.
       if (prev.failed || (index.revision !== prev.revision && index.revision !== to) || index.seen > to) return undefined;
-      if (!prev.speculative && prev.revision !== index.revision && index.revision !== to) return undefined;
       base = to;
       overlay = prev.applier.current;
     } else {
@@ -262,12 +262,15 @@ export class Writer {
     return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases, reads: s.reads, holes: s.holes };
   }
 
-  /** Phase 2: one write statement and COMMIT, pipelined; then answer the batch. */
   /** Batches whose commit was sent and has not finished. */
   get committing(): number {
     return this.commitsInFlight;
   }
 
+  /**
+   * Phase 2: pgetcd_write (speculative), or one write statement and COMMIT pipelined; then
+   * answer the batch.
+   */
   private async commit(slot: number, batch: Pending[], p: Prepared): Promise<void> {
     this.commitsInFlight++;
     try {
@@ -425,17 +428,24 @@ async function readLeases(conn: Sql, rs: ReadSet): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** A speculative batch: one autocommit call (see migrations/1700000000003_write-function.sql). */
-function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: string[], reads: Buffer[]): Fragment {
-  a.markFinal();
-  const rows = a.logRows;
-  return conn`SELECT pgetcd_write(${expected}, ${a.revision},
-    ${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
+/**
+ * A batch's rows as eleven array parameters, in the order of kv_log's columns plus `final`: the
+ * order both the CTE statement's unnest and pgetcd_write's parameters use.
+ */
+function rowArrays(conn: Sql, rows: LogRow[]): Fragment {
+  return conn`${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
     ${conn.array(rows.map((r) => r.create_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.prev_revision), 20)}::int8[],
     ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
     ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
     ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[],
-    ${conn.array(rows.map((r) => r.final), 16)}::bool[], ${conn.array(leases, 25)}::int8[], ${conn.array(reads, 17)}::bytea[]) AS r`;
+    ${conn.array(rows.map((r) => r.final), 16)}::bool[]`;
+}
+
+/** A speculative batch: one autocommit call (see migrations/1700000000003_write-function.sql). */
+function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: string[], reads: Buffer[]): Fragment {
+  a.markFinal();
+  return conn`SELECT pgetcd_write(${expected}, ${a.revision}, ${rowArrays(conn, a.logRows)},
+    ${conn.array(leases, 25)}::int8[], ${conn.array(reads, 17)}::bytea[]) AS r`;
 }
 
 /** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */
@@ -445,13 +455,7 @@ function writeStatement(conn: Sql, a: BatchApplier, revision: number, compactRev
   if (rows.length > 0) {
     a.markFinal();
     // Every row is sent once; kv_current takes each key's final row from the same source.
-    ctes.push(conn`src AS (SELECT * FROM unnest(
-        ${conn.array(rows.map((r) => r.mod_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.sub), 23)}::int4[],
-        ${conn.array(rows.map((r) => r.create_revision), 20)}::int8[], ${conn.array(rows.map((r) => r.prev_revision), 20)}::int8[],
-        ${conn.array(rows.map((r) => r.version), 20)}::int8[], ${conn.array(rows.map((r) => r.lease), 25)}::int8[],
-        ${conn.array(rows.map((r) => r.deleted), 16)}::bool[], ${conn.array(rows.map((r) => r.kind), 25)}::text[],
-        ${conn.array(rows.map((r) => r.key), 17)}::bytea[], ${conn.array(rows.map((r) => r.value), 17)}::bytea[],
-        ${conn.array(rows.map((r) => r.final), 16)}::bool[])
+    ctes.push(conn`src AS (SELECT * FROM unnest(${rowArrays(conn, rows)})
         AS s(mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value, final))`);
     ctes.push(conn`l AS (INSERT INTO kv_log (mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value)
       SELECT mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value FROM src)`);

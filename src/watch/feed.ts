@@ -88,6 +88,7 @@ export class Feed {
     this.subscriber = sub;
     sub.notifications.on(CHANNEL, (rev: unknown) => {
       this.stats.notifications++;
+      // A payload that is not a revision (a compaction's "compact:<rev>") means: read.
       const r = typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity;
       if (r !== Infinity) this.opts.onNotify?.(r);
       if (r !== Infinity && this.opts.localBusy?.()) {

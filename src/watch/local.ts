@@ -1,6 +1,18 @@
 import type { KeyValue } from '../store/types.ts';
 import { feedEvent } from './logread.ts';
-import { deleteKv, type FeedEvent } from './types.ts';
+import { deleteKv, EMPTY, type FeedEvent } from './types.ts';
+
+/**
+ * Copies of a request's key and value in one allocation of their own. The request's buffers are
+ * views into Node's shared 8 KiB buffer pool (or a whole received frame): an event kept in the
+ * ring for minutes would pin all of that memory, not just its bytes.
+ */
+function own(key: Buffer, value: Buffer): [Buffer, Buffer] {
+  const buf = Buffer.allocUnsafeSlow(key.length + value.length);
+  key.copy(buf, 0);
+  value.copy(buf, key.length);
+  return [buf.subarray(0, key.length), buf.subarray(key.length)];
+}
 
 /** A row this instance's writer just committed (a kv_log row). */
 export interface CommittedRow {
@@ -25,9 +37,10 @@ export function localEvents(rows: readonly CommittedRow[], ringLast: (keyStr: st
   const out: FeedEvent[] = [];
   const batchLast = new Map<string, FeedEvent>();
   for (const r of rows) {
+    const [key, value] = own(r.key, r.deleted ? EMPTY : r.value);
     const kv: KeyValue = r.deleted
-      ? deleteKv(r.key, r.mod_revision)
-      : { key: r.key, create_revision: r.create_revision, mod_revision: r.mod_revision, version: r.version, value: r.value, lease: r.lease };
+      ? deleteKv(key, r.mod_revision)
+      : { key, create_revision: r.create_revision, mod_revision: r.mod_revision, version: r.version, value, lease: r.lease };
     let prev: KeyValue | null = null;
     if (r.prev_revision > 0) {
       const k = r.key.toString('latin1');

@@ -251,6 +251,11 @@ describe('Writes from the key index (two instances on one database)', () => {
       const r = await w.next();
       assert.equal(r.events[0].kv.value.toString(), 'after');
       assert.equal(r.events[0]!.prev_kv!.value.toString(), 'before');
+      // Its key index was loaded from the database: versions continue.
+      for (let i = 0; i < 3; i++) await rawC.call('KV', 'Put', { key: B('/t/old'), value: B(`again${i}`) });
+      const { kv } = await get(rawC, '/t/old');
+      assert.equal(Number(kv.version), 5);
+      assert.ok(c.app.store.indexStats().keys > 0);
     } finally {
       w.close();
       rawC.close();

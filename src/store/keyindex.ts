@@ -65,18 +65,22 @@ export class KeyIndex {
   async load(sql: Sql): Promise<void> {
     this.loading = [];
     try {
-      const [meta, rows] = (await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', (tx) => [
-        tx`SELECT revision FROM meta WHERE id = 1`,
-        tx`SELECT key, create_revision, mod_revision, version, lease::text AS lease FROM kv_current`,
-      ])) as unknown as [Array<{ revision: number }>, Array<{ key: Buffer } & KeyMeta>];
+      // One statement, so one snapshot for the revision and the keys (no explicit transaction:
+      // postgres.js 3.4 can hang or crash on a reserved connection whose backend died; see
+      // writer.ts). Empty stores give one row with a NULL key.
+      const rows = (await sql`
+        SELECT m.revision AS r, c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease
+        FROM meta m LEFT JOIN kv_current c ON true WHERE m.id = 1`) as unknown as Array<{ r: number; key: Buffer | null } & KeyMeta>;
       const keys = new Map<string, KeyMeta>();
       for (const r of rows) {
+        if (r.key === null) continue;
         keys.set(r.key.toString('latin1'), {
           create_revision: r.create_revision, mod_revision: r.mod_revision, version: r.version, lease: r.lease,
         });
       }
+      const revision = rows[0]?.r ?? 0;
       this.keys = keys;
-      this.revision = meta[0]?.revision ?? 0;
+      this.revision = revision;
       this.seen = Math.max(this.seen, this.revision);
       const queued = this.loading;
       this.loading = undefined;

@@ -13,8 +13,7 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
   return {
     // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
     Range: unary(ctx, async (req: WireRangeRequest) => {
-      const r = await ctx.store.range(rangeFromWire(req));
-      return rangeEncoder.encode(r.header.revision, r.kvs, r.more, r.count);
+      return rangeEncoder.encodePacked(await ctx.store.rangePacked(rangeFromWire(req)));
     }),
     // The store checks each write, then its size as etcd counts it (the raft entry carrying it).
     Put: unary(ctx, async (req: WirePutRequest, size) => {

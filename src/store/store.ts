@@ -4,9 +4,9 @@ import { Compactor } from './compactor.ts';
 import { StoreError } from './errors.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
-import { rangeQuery } from './reader.ts';
+import { packedRangeQuery, rangeQuery } from './reader.ts';
 import type {
-  CompactResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
+  CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
@@ -104,6 +104,12 @@ export class Store {
   async range(req: RangeRequest): Promise<RangeResponse> {
     checkRange(req);
     return await dbCall(() => rangeQuery(this.sql, req));
+  }
+
+  /** range() with the key-values packed (see PackedRangeResponse). */
+  async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
+    checkRange(req);
+    return await dbCall(() => packedRangeQuery(this.sql, req));
   }
 
   put(req: PutRequest, bytes = 0): Promise<PutResponse> {

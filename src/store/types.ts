@@ -43,6 +43,22 @@ export interface RangeResponse {
   count: number;
 }
 
+/**
+ * A Range answer whose key-values stay in the packed form PostgreSQL built them in, for the
+ * Range RPC to copy straight into its response (no object per key). Per key, in answer order:
+ * create_revision, mod_revision, version and lease as big-endian int64, then a big-endian
+ * int32 length and the key, then an int32 length and the value (0 with keys_only). `kvs` is
+ * how many keys of `packed` belong to the answer (a packed page may hold one more, the key
+ * that told there are more).
+ */
+export interface PackedRangeResponse {
+  header: Header;
+  packed: Buffer;
+  kvs: number;
+  more: boolean;
+  count: number;
+}
+
 export interface PutRequest {
   key: Buffer;
   value: Buffer;

@@ -126,13 +126,15 @@ function headQuery(sql: SqlLike, req: RangeRequest, packed: boolean): Fragment {
  * kv_current's rows with mod_revision <= R, which reads like a head range. `changed` says
  * whether that premise held in this statement's snapshot; if not, historyQuery answers.
  */
-function unchangedHistoryQuery(sql: SqlLike, req: RangeRequest, packed: boolean): Fragment {
+function unchangedHistoryQuery(sql: SqlLike, req: RangeRequest, packed: boolean, knownCount: number | undefined): Fragment {
   const cond = sql`${keyCond(sql, req, false)} AND mod_revision <= ${req.revision}`;
   const page = req.count_only ? emptyPage(sql, packed) : pageFn(packed)(sql, req, sql`kv_current`, cond);
+  // A count at a past revision never changes: a caller that knows it saves the scan.
+  const count = knownCount !== undefined ? sql`${knownCount}::int8` : sql`(SELECT count(*) FROM kv_current WHERE ${cond})`;
   return sql`
     SELECT m.revision AS r, m.compact_revision AS c,
            EXISTS (SELECT 1 FROM kv_log WHERE ${keyCond(sql, req, true)} AND mod_revision > ${req.revision}) AS changed,
-           (SELECT count(*) FROM kv_current WHERE ${cond}) AS n, p.*
+           ${count} AS n, p.*
     FROM meta m LEFT JOIN LATERAL (${page}) p ON true`;
 }
 
@@ -196,10 +198,10 @@ export async function rangeQuery(sql: SqlLike, req: RangeRequest): Promise<Range
 interface Checked { r: number; c: number; changed?: boolean }
 
 /** Runs a range's statement: the head, or a past revision (with the look-back when needed). */
-async function runRange<T extends Checked>(sql: SqlLike, req: RangeRequest, packed: boolean): Promise<T[]> {
+async function runRange<T extends Checked>(sql: SqlLike, req: RangeRequest, packed: boolean, knownCount?: number): Promise<T[]> {
   let rows: T[];
   if (req.revision > 0) {
-    rows = (await unchangedHistoryQuery(sql, req, packed)) as unknown as T[];
+    rows = (await unchangedHistoryQuery(sql, req, packed, knownCount)) as unknown as T[];
     if (rows[0]?.changed) rows = (await historyQuery(sql, req, packed)) as unknown as T[];
   } else {
     rows = (await headQuery(sql, req, packed)) as unknown as T[];
@@ -213,9 +215,12 @@ async function runRange<T extends Checked>(sql: SqlLike, req: RangeRequest, pack
   return rows;
 }
 
-/** rangeQuery with the key-values left packed (see PackedRangeResponse): what the Range RPC sends. */
-export async function packedRangeQuery(sql: SqlLike, req: RangeRequest): Promise<PackedRangeResponse> {
-  const [first] = await runRange<Checked & { n: number; packed: string | null; rows: number }>(sql, req, true);
+/**
+ * rangeQuery with the key-values left packed (see PackedRangeResponse): what the Range RPC
+ * sends. `knownCount`: the range's count at req.revision, when the caller knows it.
+ */
+export async function packedRangeQuery(sql: SqlLike, req: RangeRequest, knownCount?: number): Promise<PackedRangeResponse> {
+  const [first] = await runRange<Checked & { n: number; packed: string | null; rows: number }>(sql, req, true, knownCount);
   const rows = first!.rows;
   const more = req.limit > 0 && rows > req.limit;
   return {

@@ -5,6 +5,10 @@ import { StoreError } from './errors.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery, rangeQuery } from './reader.ts';
+import { PageCounts } from './pagecounts.ts';
+
+/** Paginated lists whose next page's count is remembered (see PageCounts). */
+const PAGE_COUNTS = 1024;
 import type {
   CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
@@ -35,6 +39,7 @@ export class Store {
   readonly writer: Writer;
   readonly compactor: Compactor;
   private readonly index = new KeyIndex();
+  private readonly pageCounts = new PageCounts(PAGE_COUNTS);
   private indexLoad: Promise<void> | undefined;
   private closed = false;
   private readonly commitListeners: Array<(c: Commit) => void> = [];
@@ -109,7 +114,9 @@ export class Store {
   /** range() with the key-values packed (see PackedRangeResponse). */
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
     checkRange(req);
-    return await dbCall(() => packedRangeQuery(this.sql, req));
+    const r = await dbCall(() => packedRangeQuery(this.sql, req, this.pageCounts.get(req)));
+    this.pageCounts.learn(req, r);
+    return r;
   }
 
   put(req: PutRequest, bytes = 0): Promise<PutResponse> {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { startServer, type TestServer } from './helpers/server.ts';
+import { startPair, startServer, type ServerPair, type TestServer } from './helpers/server.ts';
 import { rawClients, type Raw } from './helpers/raw.ts';
 import { sqlFor } from './helpers/db.ts';
 
@@ -125,21 +125,17 @@ describe('one instance, 500 concurrent writers', () => {
 });
 
 describe('two instances on one database', () => {
+  let pair: ServerPair | undefined;
   let a: TestServer;
   let b: TestServer;
   let ra: Raw;
   let rb: Raw;
   before(async () => {
-    a = await startServer();
-    b = await startServer({ databaseUrl: a.databaseUrl });
-    ra = rawClients(a.endpoint);
-    rb = rawClients(b.endpoint);
+    pair = await startPair();
+    ({ a, b, rawA: ra, rawB: rb } = pair);
   });
   after(async () => {
-    ra?.close();
-    rb?.close();
-    await b?.stop();
-    await a?.stop();
+    await pair?.stop();
   });
 
   it('both answer as one cluster', async () => {

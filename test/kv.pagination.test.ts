@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startServer, type TestServer } from './helpers/server.ts';
-import { rawClients, type Raw } from './helpers/raw.ts';
+import { startPair, type ServerPair } from './helpers/server.ts';
+import type { Raw } from './helpers/raw.ts';
 
 const B = (s: string): Buffer => Buffer.from(s);
 const END = B('/p0');
@@ -34,23 +34,15 @@ async function list(raw: Raw, limit: number, between?: (i: number) => Promise<vo
 }
 
 describe('paginated lists', () => {
-  let a: TestServer;
-  let b: TestServer;
+  let pair: ServerPair;
   let rawA: Raw;
   let rawB: Raw;
   before(async () => {
-    a = await startServer();
-    b = await startServer({ databaseUrl: a.databaseUrl });
-    rawA = rawClients(a.endpoint);
-    rawB = rawClients(b.endpoint);
+    pair = await startPair();
+    ({ rawA, rawB } = pair);
     for (let i = 0; i < 23; i++) await rawA.call('KV', 'Put', { key: B(`/p/${String(i).padStart(2, '0')}`), value: B(`v${i}`) });
   });
-  after(async () => {
-    rawA.close();
-    rawB.close();
-    await b.stop();
-    await a.stop();
-  });
+  after(() => pair.stop());
 
   it('every page counts the rest of the range at the first page\'s revision', async () => {
     for (let round = 0; round < 2; round++) {

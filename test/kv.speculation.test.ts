@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { after, before, describe, it } from 'node:test';
-import { startServer, type TestServer } from './helpers/server.ts';
+import { startPair, startServer, type ServerPair, type TestServer } from './helpers/server.ts';
 import { expectGrpcError, rawClients, type Raw } from './helpers/raw.ts';
 import { waitFor } from './helpers/wait.ts';
 import { RawWatch } from './helpers/watch.ts';
@@ -155,24 +155,17 @@ describe('--no-key-index', () => {
 });
 
 describe('Writes from the key index (two instances on one database)', () => {
+  let pair: ServerPair;
   let a: TestServer;
-  let b: TestServer;
   let rawA: Raw;
   let rawB: Raw;
   before(async () => {
-    a = await startServer();
-    b = await startServer({ databaseUrl: a.databaseUrl });
-    rawA = rawClients(a.endpoint);
-    rawB = rawClients(b.endpoint);
-    await indexReady(a);
-    await indexReady(b);
+    pair = await startPair();
+    ({ a, rawA, rawB } = pair);
+    await indexReady(pair.a);
+    await indexReady(pair.b);
   });
-  after(async () => {
-    rawA.close();
-    rawB.close();
-    await b.stop();
-    await a.stop();
-  });
+  after(() => pair.stop());
 
   it('alternating writes of one key through both: every revision and version exact', async () => {
     let rev = Number((await rawA.call('KV', 'Put', { key: B('/t/k'), value: B('0') })).header.revision);

@@ -6,6 +6,7 @@ import { App } from '../../src/app.ts';
 import { DEFAULTS, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { createTestDatabase } from './db.ts';
+import { rawClients, type Raw } from './raw.ts';
 
 export interface TestServer {
   app: App;
@@ -79,4 +80,29 @@ export async function freePort(): Promise<number> {
       s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** Two in-process instances on one fresh database, each with raw gRPC clients. */
+export interface ServerPair {
+  a: TestServer;
+  b: TestServer;
+  rawA: Raw;
+  rawB: Raw;
+  stop(): Promise<void>;
+}
+
+export async function startPair(): Promise<ServerPair> {
+  const a = await startServer();
+  const b = await startServer({ databaseUrl: a.databaseUrl });
+  const rawA = rawClients(a.endpoint);
+  const rawB = rawClients(b.endpoint);
+  return {
+    a, b, rawA, rawB,
+    stop: async () => {
+      rawA.close();
+      rawB.close();
+      await b.stop();
+      await a.stop();
+    },
+  };
 }

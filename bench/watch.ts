@@ -4,7 +4,11 @@
  * watch; the same workload against a fresh etcd when `etcd` is on PATH, side by side.
  *
  *   node --import tsx bench/watch.ts [--watchers 10000] [--rate 1000] [--seconds 5]
- *        [--samples 300] [--only pgetcd|etcd] [--database-url URL] [--quick]
+ *        [--samples 300] [--keys 0] [--only pgetcd|etcd] [--database-url URL] [--quick]
+ *
+ * --keys N first stores N keys (256-byte values) on each fresh server, so that the server RSS
+ * row shows the memory of N keys and --watchers watchers together (issue #7's memory target:
+ * --keys 100000 with 10,000 watchers).
  *   node --import tsx bench/watch.ts --endpoints host:port[,host:port]   (an already running
  *        server: what `npm run bench -- watch` does; small sizes unless --full)
  *
@@ -41,6 +45,7 @@ const { values: args } = parseArgs({
     'endpoints': { type: 'string' }, 'watchers': { type: 'string' }, 'rate': { type: 'string' },
     'seconds': { type: 'string' }, 'samples': { type: 'string' }, 'only': { type: 'string' },
     'database-url': { type: 'string' }, 'quick': { type: 'boolean' }, 'full': { type: 'boolean' },
+    'keys': { type: 'string' },
     'help': { type: 'boolean', short: 'h' },
   },
   strict: false,
@@ -63,6 +68,7 @@ const RATE = num('rate', 1000, 200);
 const SECONDS = num('seconds', 5, 2);
 const SAMPLES = num('samples', 300, 50);
 const FANOUT_ROUNDS = quick ? 3 : 5;
+const KEYS = num('keys', 0, 0);
 const WATCHERS_PER_STREAM = 100;
 
 const note = (m: string): void => { process.stderr.write(`watch-bench: ${m}\n`); };
@@ -170,7 +176,20 @@ interface Figures {
   loadP50: number; loadP99: number; loadPutP50: number; loadPutP99: number; loadRate: number; loadEvents: number; loadMissing: number;
   fanAll: number; fanP50: number; fanP99: number;
   memPerWatch: number | undefined;
+  /** Server RSS with KEYS keys stored and WATCHERS watchers open (bytes). */
+  rssLoaded: number | undefined;
   heapPerWatch: number;
+}
+
+/** Stores n keys of 256 bytes under /wbench-keys/, 64 puts at a time. */
+async function preload(t: Target, n: number): Promise<void> {
+  const conns = Array.from({ length: 8 }, () => connect(t.write));
+  const value = 'v'.repeat(256);
+  let next = 0;
+  await Promise.all(Array.from({ length: 64 }, async (_, w) => {
+    for (let i = next++; i < n; i = next++) await put(conns[w % conns.length]!, `/wbench-keys/${String(i).padStart(12, '0')}`, value);
+  }));
+  for (const c of conns) c.close();
 }
 
 let runSeq = 0;
@@ -255,7 +274,7 @@ function rss(pid: number): number {
 }
 
 /** n watchers on one key; each round one put, timed until every watcher has its event. */
-async function fanOut(t: Target, n: number, rounds: number): Promise<{ all: number[]; arrivals: number[]; memPerWatch: number | undefined }> {
+async function fanOut(t: Target, n: number, rounds: number): Promise<{ all: number[]; arrivals: number[]; memPerWatch: number | undefined; rssLoaded: number | undefined }> {
   const key = `/wbench/${process.pid}/${runSeq++}/fan`;
   const conns = Array.from({ length: 4 }, () => connect(t.watch));
   const writer = connect(t.write);
@@ -294,16 +313,20 @@ async function fanOut(t: Target, n: number, rounds: number): Promise<{ all: numb
   for (const c of conns) c.close();
   writer.close();
   const memPerWatch = rss0 !== undefined && rss1 !== undefined ? (rss1 - rss0) / n : undefined;
-  return { all, arrivals: roundArrivals, memPerWatch };
+  return { all, arrivals: roundArrivals, memPerWatch, rssLoaded: rss1 };
 }
 
 async function measure(t: Target, withFanOut: boolean): Promise<Partial<Figures>> {
   const f: Partial<Figures> = {};
   if (withFanOut) {
+    if (KEYS > 0) {
+      note(`${t.name}: storing ${KEYS} keys`);
+      await preload(t, KEYS);
+    }
     // First, on a fresh server, so that its memory growth is the watchers'.
     note(`${t.name}: fan-out of one put to ${WATCHERS} watchers (${FANOUT_ROUNDS} rounds)`);
     const fo = await fanOut(t, WATCHERS, FANOUT_ROUNDS);
-    Object.assign(f, { fanAll: median(fo.all), fanP50: median(fo.arrivals), fanP99: pct(fo.arrivals, 99), memPerWatch: fo.memPerWatch });
+    Object.assign(f, { fanAll: median(fo.all), fanP50: median(fo.arrivals), fanP99: pct(fo.arrivals, 99), memPerWatch: fo.memPerWatch, rssLoaded: fo.rssLoaded });
   }
   note(`${t.name}: idle put->event latency (${SAMPLES} sequential puts)`);
   const idle = await idleLatency(t, SAMPLES);
@@ -489,6 +512,7 @@ const ROWS: Array<[keyof Figures, string, (x: number) => string]> = [
   ['fanP50', 'fan-out: per-watcher arrival p50 (ms)', (x) => x.toFixed(1)],
   ['fanP99', 'fan-out: per-watcher arrival p99 (ms)', (x) => x.toFixed(1)],
   ['memPerWatch', 'memory per watch (bytes of server RSS)', (x) => x.toFixed(0)],
+  ['rssLoaded', `server RSS, ${KEYS} keys + watchers (MiB)`, (x) => (x / 1048576).toFixed(0)],
   ['heapPerWatch', 'JS heap per watch (bytes, in-process pgetcd)', (x) => x.toFixed(0)],
 ];
 

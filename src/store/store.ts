@@ -6,15 +6,15 @@ import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery, rangeQuery } from './reader.ts';
 import { PageCounts } from './pagecounts.ts';
-
-/** Paginated lists whose next page's count is remembered (see PageCounts). */
-const PAGE_COUNTS = 1024;
 import type {
   CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
 import { Writer, type Commit } from './writer.ts';
+
+/** Paginated lists whose next page's count is remembered (see PageCounts). */
+const PAGE_COUNTS = 1024;
 
 export interface StoreOptions {
   log: Logger;

@@ -66,16 +66,21 @@ function limit(sql: SqlLike, req: RangeRequest): Fragment {
 }
 
 /**
- * The rows of a range, filtered, sorted and limited as etcd does. `source` is a table or CTE
- * holding the live versions and `cond` selects the range in it.
+ * The rows of a range (every column of `source`, as `t`), filtered, sorted and limited as etcd
+ * does. `source` is a table or CTE holding the live versions and `cond` selects the range in it.
  */
-function pageQuery(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment): Fragment {
-  const cols = sql`t.key, t.create_revision, t.mod_revision, t.version, t.lease::text AS lease, ${value(sql, req)} AS value`;
+function pageRows(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment): Fragment {
   if (limitsBeforeSort(req)) {
     // etcd takes the first limit+1 keys in key order, then sorts only those.
-    return sql`SELECT ${cols} FROM (SELECT * FROM ${source} WHERE ${cond} ORDER BY key ${limit(sql, req)}) t ${orderBy(sql, req)}`;
+    return sql`SELECT * FROM (SELECT * FROM ${source} WHERE ${cond} ORDER BY key ${limit(sql, req)}) t ${orderBy(sql, req)}`;
   }
-  return sql`SELECT ${cols} FROM ${source} t WHERE ${cond} ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
+  return sql`SELECT * FROM ${source} t WHERE ${cond} ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
+}
+
+/** The page as rows, one per key. */
+function pageQuery(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment): Fragment {
+  const cols = sql`t.key, t.create_revision, t.mod_revision, t.version, t.lease::text AS lease, ${value(sql, req)} AS value`;
+  return sql`SELECT ${cols} FROM (${pageRows(sql, req, source, cond)}) t ${orderBy(sql, req)}`;
 }
 
 /**
@@ -84,15 +89,12 @@ function pageQuery(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Frag
  * and int4send are big-endian.
  */
 function packedPageQuery(sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment): Fragment {
-  const inner = limitsBeforeSort(req)
-    ? sql`SELECT * FROM (SELECT * FROM ${source} WHERE ${cond} ORDER BY key ${limit(sql, req)}) t ${orderBy(sql, req)}`
-    : sql`SELECT * FROM ${source} t WHERE ${cond} ${filters(sql, req)} ${orderBy(sql, req)} ${limit(sql, req)}`;
   const val = req.keys_only ? sql`int4send(0)` : sql`int4send(length(t.value)) || t.value`;
   return sql`
     SELECT encode(string_agg(int8send(t.create_revision) || int8send(t.mod_revision) || int8send(t.version)
              || int8send(t.lease) || int4send(length(t.key)) || t.key || ${val}, ''::bytea ${orderBy(sql, req)}), 'base64') AS packed,
            count(*) AS rows
-    FROM (${inner}) t`;
+    FROM (${pageRows(sql, req, source, cond)}) t`;
 }
 
 type PageFn = (sql: SqlLike, req: RangeRequest, source: Fragment, cond: Fragment) => Fragment;

@@ -4,11 +4,11 @@ import { Compactor } from './compactor.ts';
 import { StoreError } from './errors.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
-import { packedRangeQuery, rangeQuery } from './reader.ts';
+import { packedRangeQuery } from './reader.ts';
 import { PageCounts } from './pagecounts.ts';
 import type {
   CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
-  PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+  PutRequest, PutResponse, RangeRequest, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
 import { Writer, type Commit } from './writer.ts';
@@ -106,12 +106,7 @@ export class Store {
     return this.writer.committing > 0;
   }
 
-  async range(req: RangeRequest): Promise<RangeResponse> {
-    checkRange(req);
-    return await dbCall(() => rangeQuery(this.sql, req));
-  }
-
-  /** range() with the key-values packed (see PackedRangeResponse). */
+  /** A Range, its key-values packed as PostgreSQL built them (see PackedRangeResponse). */
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
     checkRange(req);
     const r = await dbCall(() => packedRangeQuery(this.sql, req, this.pageCounts.get(req)));

@@ -1,3 +1,4 @@
+import { packedEntry, type PackedEntry } from '../store/packed.ts';
 import type { PackedRangeResponse } from '../store/types.ts';
 import { varintSize } from '../watch/size.ts';
 import { leaseBytes, Out, varint64 } from './watchcodec.ts';
@@ -21,39 +22,40 @@ export class RangeResponseEncoder {
     const p = r.packed;
     const headerLen = this.headerLen(r.header.revision);
     let len = 1 + varintSize(headerLen) + headerLen;
+    const entries: PackedEntry[] = new Array(r.kvs);
     const kvLens: number[] = new Array(r.kvs);
     const leases: Array<Buffer | undefined> = new Array(r.kvs);
     let pos = 0;
     for (let i = 0; i < r.kvs; i++) {
-      const f = readFrame(p, pos);
-      leases[i] = f.lease;
-      let n = 1 + varintSize(f.keyLen) + f.keyLen;
-      if (f.create !== 0) n += 1 + varintSize(f.create);
-      if (f.mod !== 0) n += 1 + varintSize(f.mod);
-      if (f.version !== 0) n += 1 + varintSize(f.version);
-      if (f.valueLen > 0) n += 1 + varintSize(f.valueLen) + f.valueLen;
-      if (f.lease) n += 1 + f.lease.length;
+      const e = packedEntry(p, pos);
+      const lease = leaseBytes(e.lease);
+      let n = 1 + varintSize(e.keyLen) + e.keyLen;
+      if (e.create_revision !== 0) n += 1 + varintSize(e.create_revision);
+      if (e.mod_revision !== 0) n += 1 + varintSize(e.mod_revision);
+      if (e.version !== 0) n += 1 + varintSize(e.version);
+      if (e.valueLen > 0) n += 1 + varintSize(e.valueLen) + e.valueLen;
+      if (lease) n += 1 + lease.length;
+      entries[i] = e;
       kvLens[i] = n;
+      leases[i] = lease;
       len += 1 + varintSize(n) + n;
-      pos = f.end;
+      pos = e.end;
     }
     if (r.more) len += 2;
     if (r.count !== 0) len += 1 + varintSize(r.count);
     const o = new Out(Buffer.allocUnsafe(len));
     this.writeHeader(o, headerLen, r.header.revision);
-    pos = 0;
     for (let i = 0; i < r.kvs; i++) {
-      const f = readFrame(p, pos);
+      const e = entries[i]!;
       o.byte(0x12);
       o.varint(kvLens[i]!);
-      if (f.keyLen > 0) { o.byte(0x0a); o.varint(f.keyLen); o.bytes(p.subarray(f.keyAt, f.keyAt + f.keyLen)); }
-      if (f.create !== 0) { o.byte(0x10); o.varint(f.create); }
-      if (f.mod !== 0) { o.byte(0x18); o.varint(f.mod); }
-      if (f.version !== 0) { o.byte(0x20); o.varint(f.version); }
-      if (f.valueLen > 0) { o.byte(0x2a); o.varint(f.valueLen); o.bytes(p.subarray(f.valueAt, f.valueAt + f.valueLen)); }
+      if (e.keyLen > 0) { o.byte(0x0a); o.varint(e.keyLen); o.bytes(p.subarray(e.keyAt, e.keyAt + e.keyLen)); }
+      if (e.create_revision !== 0) { o.byte(0x10); o.varint(e.create_revision); }
+      if (e.mod_revision !== 0) { o.byte(0x18); o.varint(e.mod_revision); }
+      if (e.version !== 0) { o.byte(0x20); o.varint(e.version); }
+      if (e.valueLen > 0) { o.byte(0x2a); o.varint(e.valueLen); o.bytes(p.subarray(e.valueAt, e.valueAt + e.valueLen)); }
       const lease = leases[i];
       if (lease) { o.byte(0x30); o.bytes(lease); }
-      pos = f.end;
     }
     if (r.more) { o.byte(0x18); o.byte(1); }
     if (r.count !== 0) { o.byte(0x20); o.varint(r.count); }
@@ -71,37 +73,4 @@ export class RangeResponseEncoder {
     if (revision !== 0) { o.byte(0x18); o.varint(revision); }
     if (this.raftTerm !== 0) { o.byte(0x20); o.varint(this.raftTerm); }
   }
-}
-
-interface Frame {
-  create: number;
-  mod: number;
-  version: number;
-  /** The lease as a varint, undefined for no lease. */
-  lease: Buffer | undefined;
-  keyAt: number;
-  keyLen: number;
-  valueAt: number;
-  valueLen: number;
-  end: number;
-}
-
-/** A non-negative int64 below 2^53 (revisions, versions), big-endian at `at`. */
-function uint53(b: Buffer, at: number): number {
-  return b.readUInt32BE(at) * 4294967296 + b.readUInt32BE(at + 4);
-}
-
-/** One key of a PackedRangeResponse. */
-function readFrame(b: Buffer, at: number): Frame {
-  const create = uint53(b, at);
-  const mod = uint53(b, at + 8);
-  const version = uint53(b, at + 16);
-  const hi = b.readInt32BE(at + 24);
-  const lo = b.readUInt32BE(at + 28);
-  const lease = hi === 0 && lo === 0 ? undefined : leaseBytes(b.readBigInt64BE(at + 24).toString());
-  const keyLen = b.readUInt32BE(at + 32);
-  const keyAt = at + 36;
-  const valueLen = b.readUInt32BE(keyAt + keyLen);
-  const valueAt = keyAt + keyLen + 4;
-  return { create, mod, version, lease, keyAt, keyLen, valueAt, valueLen, end: valueAt + valueLen };
 }

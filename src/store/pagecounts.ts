@@ -1,3 +1,4 @@
+import { packedEntry } from './packed.ts';
 import { isSingleKey } from './rangeview.ts';
 import type { PackedRangeResponse, RangeRequest } from './types.ts';
 
@@ -32,14 +33,11 @@ export class PageCounts {
   }
 }
 
-/** The key of the i-th entry of a packed answer (see PackedRangeResponse for the layout). */
+/** The key of the i-th entry of a packed answer. */
 function packedKey(p: Buffer, i: number): Buffer {
-  let at = 0;
-  for (let n = 0; n < i; n++) {
-    const keyLen = p.readUInt32BE(at + 32);
-    at += 36 + keyLen + 4 + p.readUInt32BE(at + 36 + keyLen);
-  }
-  return p.subarray(at + 36, at + 36 + p.readUInt32BE(at + 32));
+  let e = packedEntry(p, 0);
+  for (let n = 0; n < i; n++) e = packedEntry(p, e.end);
+  return p.subarray(e.keyAt, e.keyAt + e.keyLen);
 }
 
 function entry(revision: number, key: Buffer, end: Buffer): string {

@@ -298,7 +298,7 @@ export class Writer {
         // The store moved on (another instance wrote, or a lease went away): nothing was
         // written. Redo the batch the reading way, on the same connection.
         this.stats.speculationMisses++;
-        await this.redo(slot, batch);
+        await this.readAndCommit(slot, batch);
         return;
       }
       if (this.slots[slot] === p.slot) this.discard(slot);
@@ -335,8 +335,8 @@ export class Writer {
     for (const q of batch) await this.runAlone(q);
   }
 
-  /** A batch again, read from the database this time. */
-  private async redo(slot: number, batch: Pending[]): Promise<void> {
+  /** A batch the reading way, on one slot: prepare (lock, read, evaluate), then commit. */
+  private async readAndCommit(slot: number, batch: Pending[]): Promise<void> {
     let prepared: Prepared;
     try {
       prepared = await this.prepare(slot, batch.map((q) => q.m));
@@ -351,15 +351,7 @@ export class Writer {
   private async runAlone(q: Pending): Promise<void> {
     const slot = this.slot;
     this.slot ^= 1;
-    let prepared: Prepared;
-    try {
-      prepared = await this.prepare(slot, [q.m]);
-    } catch (err) {
-      this.discard(slot);
-      await this.fail([q], err);
-      return;
-    }
-    await this.commit(slot, [q], prepared);
+    await this.readAndCommit(slot, [q]);
   }
 }
 

@@ -295,3 +295,43 @@ describe('Txn with --max-txn-ops 3', () => {
     assert.equal(nested.responses.length, 2);
   });
 });
+
+describe('Txn reads after its own writes when a compare covers a range', () => {
+  let s: KvTarget;
+  const call = (req: object): Promise<any> => s.raw.call('KV', 'Txn', req);
+  before(async () => { s = await openTarget(); });
+  after(() => s?.stop());
+
+  // Expected answers are etcd 3.4's to the same requests (PGETCD_TEST_AGAINST_ETCD=1).
+  it('a range after a put sees the put, in either branch, nested, with sort and limit', async () => {
+    const R = Number((await s.raw.call('KV', 'Put', { key: B('P/b/2'), value: B('') })).header.revision);
+    const all = { range_end: B('\0') };
+    const span = { range_end: B('P/e') };
+    // Success branch.
+    const a = await call({ compare: [cmp('P/b', Target.MOD, Result.NOT_EQUAL, R + 1, all)], success: [put('P/b/2', 'v3'), get('P/b', span)] });
+    assert.equal(a.succeeded, true);
+    assert.deepEqual(a.responses[1].response_range.kvs.map(row), [['P/b/2', R, R + 1, 2, 'v3']]);
+    // Failure branch, with sort and limit.
+    const b = await call({
+      compare: [cmp('P/b', Target.MOD, Result.EQUAL, R, all)],
+      failure: [put('P/b/2', 'v4'), put('P/c', 'new'), get('P/b', { ...span, sort_order: 2, sort_target: 3, limit: 1 })],
+    });
+    assert.equal(b.succeeded, false);
+    assert.deepEqual(b.responses[2].response_range.kvs.map(row), [['P/b/2', R, R + 2, 3, 'v4']]);
+    assert.equal(b.responses[2].response_range.more, true);
+    // Nested txn: the inner range sees the outer put; the outer range sees the inner put.
+    const c = await call({
+      compare: [cmp('P/', Target.VERSION, Result.GREATER, 0, span)],
+      success: [
+        put('P/b/2', 'v5'),
+        txn({ compare: [cmp('P/', Target.CREATE, Result.GREATER, 0, span)], success: [put('P/c', 'inner'), get('P/', span)] }),
+        get('P/', { ...span, sort_order: 1, sort_target: 4 }),
+      ],
+    });
+    assert.equal(c.succeeded, true);
+    assert.deepEqual(c.responses[1].response_txn.responses[1].response_range.kvs.map(row), [['P/b/2', R, R + 3, 4, 'v5'], ['P/c', R + 2, R + 3, 2, 'inner']]);
+    assert.deepEqual(c.responses[2].response_range.kvs.map(row), [['P/c', R + 2, R + 3, 2, 'inner'], ['P/b/2', R, R + 3, 4, 'v5']]);
+    const now = await s.raw.call('KV', 'Range', { key: B('P/'), ...span });
+    assert.deepEqual(now.kvs.map(row), [['P/b/2', R, R + 3, 4, 'v5'], ['P/c', R + 2, R + 3, 2, 'inner']]);
+  });
+});

@@ -40,6 +40,13 @@ describe('Put', () => {
     await expectGrpcError(put({ key: B('k'), ignore_lease: true, value: B('v') }), INVALID, 'etcdserver: key not found');
   });
 
+  it('a missing key with ignore_value/ignore_lease and an unknown lease: the lease is checked first (etcd 3.4)', async () => {
+    // Outside a txn etcd looks the lease up before it reads the key; inside one it reads the key first.
+    await expectGrpcError(put({ key: B('gone'), ignore_value: true, lease: 999 }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
+    await expectGrpcError(s.raw.call('KV', 'Txn', { success: [{ request_put: { key: B('gone'), ignore_value: true, lease: 999 } }] }), INVALID, 'etcdserver: key not found');
+    assert.deepEqual((await s.raw.call('KV', 'Range', { key: B('gone') })).kvs, []);
+  });
+
   it('an unknown lease fails with NOT_FOUND "requested lease not found" and writes nothing', async () => {
     await expectGrpcError(put({ key: B('k'), value: B('v'), lease: 999 }), grpc.status.NOT_FOUND, 'etcdserver: requested lease not found');
     const r = await s.raw.call('KV', 'Range', { key: B('k') });

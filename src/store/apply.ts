@@ -178,7 +178,7 @@ export class BatchApplier {
   // --- top-level requests -------------------------------------------------------------
 
   private applyPutRequest(req: PutRequest): PutResponse {
-    this.checkPut(req);
+    this.checkPut(req, true);
     const w = new WriteCtx(this.revision);
     const resp = this.put(w, req);
     this.finish(w);
@@ -256,6 +256,7 @@ export class BatchApplier {
       deleted: false, kind: entry.kind, key: entry.key, value: entry.value,
     });
     if (!prev) this.sortedCache = undefined;
+    else if (this.sortedCache) this.sortedCache[this.sortedIndex(req.key)] = entry;
     this.live.set(k, entry);
     this.current.set(k, entry);
     return { header: { revision: rev }, prev_kv: req.prev_kv && prev ? toKV(prev) : null };
@@ -364,10 +365,19 @@ export class BatchApplier {
     });
   }
 
-  private checkPut(req: PutRequest): void {
+  /**
+   * etcd's put checks. Inside a txn (checkRequestPut) the key comes before the lease; a Put on
+   * its own looks the lease up first, before it opens the write (etcd 3.4 applierV3backend.Put).
+   */
+  private checkPut(req: PutRequest, leaseFirst = false): void {
+    if (leaseFirst) this.checkLease(req);
     if ((req.ignore_value || req.ignore_lease) && !this.live.has(req.key.toString('latin1'))) {
       throw new StoreError('KeyNotFound');
     }
+    this.checkLease(req);
+  }
+
+  private checkLease(req: PutRequest): void {
     if (req.lease !== '0' && !this.leases.has(req.lease)) throw new StoreError('LeaseNotFound');
   }
 
@@ -382,6 +392,19 @@ export class BatchApplier {
       this.sortedCache = [...this.live.values()].sort((a, b) => Buffer.compare(a.key, b.key));
     }
     return this.sortedCache;
+  }
+
+  /** Position of a live key in the sorted cache (the key must be in it). */
+  private sortedIndex(key: Buffer): number {
+    const a = this.sortedCache!;
+    let lo = 0;
+    let hi = a.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (Buffer.compare(a[mid]!.key, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   private inRange(key: Buffer, rangeEnd: Buffer): Entry[] {

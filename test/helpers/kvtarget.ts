@@ -7,13 +7,13 @@ import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type { Config } from '../../src/config.ts';
 import { rawClients, type Raw } from './raw.ts';
-import { startServer, type TestServer } from './server.ts';
+import { freePort, startServer, type TestServer } from './server.ts';
 
 /**
  * The server a KV semantics test talks to: pgetcd by default. With PGETCD_TEST_AGAINST_ETCD=1
  * (and an `etcd` binary on PATH) the same tests run against a fresh real etcd instead, which is
- * how their expected values were checked. Run those files one at a time: the etcd ports are
- * fixed (PGETCD_TEST_ETCD_PORTS="client,peer", default 23793,23803).
+ * how their expected values were checked. Each target is a fresh etcd on free ports (or on
+ * PGETCD_TEST_ETCD_PORTS="client,peer" when set).
  */
 export interface KvTarget {
   endpoint: string;
@@ -51,6 +51,15 @@ function wrap(endpoint: string, isEtcd: boolean, stopServer: () => Promise<void>
   };
 }
 
+/** The etcd binary on PATH, or undefined. */
+export function etcdBinary(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(dir, 'etcd');
+    if (dir && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
 function findEtcd(): string {
   for (const dir of (process.env.PATH ?? '').split(':')) {
     const p = path.join(dir, 'etcd');
@@ -59,8 +68,10 @@ function findEtcd(): string {
   throw new Error('PGETCD_TEST_AGAINST_ETCD=1 but no etcd binary on PATH');
 }
 
-async function startEtcd(opts: TargetOptions): Promise<KvTarget> {
-  const [client, peer] = (process.env.PGETCD_TEST_ETCD_PORTS ?? '23793,23803').split(',').map(Number);
+/** A fresh single-member etcd on a temporary data dir. */
+export async function startEtcd(opts: TargetOptions = {}): Promise<KvTarget> {
+  const fixed = process.env.PGETCD_TEST_ETCD_PORTS?.split(',').map(Number);
+  const [client, peer] = fixed ?? [await freePort(), await freePort()];
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgetcd-kv-etcd-'));
   const clientUrl = `http://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;

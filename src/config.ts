@@ -1,143 +1,115 @@
-import { parseArgs } from 'node:util';
+/**
+ * pgetcd's settings: ONE entry per setting in SETTINGS below. Flags, environment variables,
+ * the --config-file keys, `--help` and the README's flags table are all produced from it.
+ *
+ * To add a setting, add one entry:
+ *
+ *   myThing: setting({
+ *     flag: 'my-thing',          // --my-thing; etcd's spelling if etcd has the setting
+ *     kind: duration,            // str optStr bool int count duration list urls file choice([...]) (src/config/kinds.ts)
+ *     default: 5000,             // in the kind's unit (durations are milliseconds)
+ *     help: 'what it does',      // one line, shown in --help and README
+ *     etcd: true,                // only if etcd has it: ETCD_MY_THING and etcd's config-file key work too
+ *   }),
+ *
+ * then use `cfg.myThing` (the Config type follows the table) and run `npm run readme-flags`
+ * (test/config.test.ts fails until README.md's table matches). PGETCD_MY_THING and the
+ * config-file key `my-thing` come for free; `yaml: [...]` nests the key, `aliases` adds other
+ * flag names, `secret: true` keeps the value out of errors and --help.
+ */
+import { bool, choice, count, duration, file, int, optStr, str, urls } from './config/kinds.ts';
+import { ConfigError, load, setting, type ValuesOf } from './config/load.ts';
+import { usage } from './config/docs.ts';
 
-/** pgetcd's settings. Flag names follow etcd's where etcd has the same setting. */
-export interface Config {
-  name: string;
-  listenClientUrls: string[];
-  advertiseClientUrls: string[];
-  /** External PostgreSQL URL; undefined = embedded PostgreSQL in dataDir. */
-  endpoint: string | undefined;
-  dataDir: string;
-  embeddedPort: number;
-  embeddedTcp: boolean;
-  migrate: boolean;
-  maxRequestBytes: number;
-  maxTxnOps: number;
-  maxBatch: number;
-  maxBatchBytes: number;
-  /** Keep every live key's metadata in memory so most write batches take one round trip. */
-  keyIndex: boolean;
-  progressNotifyIntervalMs: number;
-  /** Bytes of watch responses a stream may hold unread before its watchers are canceled. */
-  watchMaxQueuedBytes: number;
-  etcdVersion: string;
-  logLevel: string;
-}
+export { parseDuration } from './config/kinds.ts';
+export { ConfigError } from './config/load.ts';
 
-export const DEFAULTS: Config = {
-  name: 'default',
-  listenClientUrls: ['http://127.0.0.1:2379'],
-  advertiseClientUrls: [],
-  endpoint: undefined,
-  dataDir: './pgetcd-data',
-  embeddedPort: 5432,
-  embeddedTcp: false,
-  migrate: true,
-  maxRequestBytes: 1.5 * 1024 * 1024,
-  maxTxnOps: 128,
-  maxBatch: 512,
-  maxBatchBytes: 8 * 1024 * 1024,
-  keyIndex: true,
-  progressNotifyIntervalMs: 10 * 60 * 1000,
-  watchMaxQueuedBytes: 32 * 1024 * 1024,
-  etcdVersion: '3.5.17',
-  logLevel: 'info',
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const LOG_FORMATS = ['auto', 'json', 'text'] as const;
+
+export const SETTINGS = {
+  name: setting({ flag: 'name', kind: str, default: 'default', etcd: true, help: 'member name' }),
+  listenClientUrls: setting({
+    flag: 'listen-client-urls', kind: urls, default: ['http://127.0.0.1:2379'], etcd: true,
+    help: 'URLs to serve etcd gRPC on, comma separated',
+  }),
+  advertiseClientUrls: setting({
+    flag: 'advertise-client-urls', kind: urls, default: [], etcd: true, defaultText: 'the listen URLs',
+    help: 'client URLs reported to clients (MemberList)',
+  }),
+  endpoint: setting({
+    flag: 'endpoint', aliases: ['datastore-endpoint'], kind: optStr, default: undefined, env: ['DATABASE_URL'], secret: true,
+    help: 'external PostgreSQL as a postgres:// URL (libpq parameters such as sslmode allowed); without it an embedded PostgreSQL runs in --data-dir',
+  }),
+  dataDir: setting({ flag: 'data-dir', kind: str, default: './pgetcd-data', etcd: true, help: 'folder of the embedded PostgreSQL' }),
+  embeddedPort: setting({ flag: 'embedded-port', kind: int, default: 5432, help: 'embedded PostgreSQL port (names its Unix socket)' }),
+  embeddedTcp: setting({ flag: 'embedded-tcp', kind: bool, default: false, help: 'embedded PostgreSQL also listens on 127.0.0.1:port' }),
+  migrate: setting({ flag: 'migrate', kind: bool, default: true, help: 'run the database migrations on start (--no-migrate to skip)' }),
+  maxRequestBytes: setting({ flag: 'max-request-bytes', kind: int, default: 1.5 * 1024 * 1024, etcd: true, help: 'largest request a client may send' }),
+  maxTxnOps: setting({ flag: 'max-txn-ops', kind: int, default: 128, etcd: true, help: 'most operations in one txn' }),
+  maxBatch: setting({ flag: 'max-batch', kind: int, default: 512, help: 'most write requests per PostgreSQL transaction' }),
+  maxBatchBytes: setting({ flag: 'max-batch-bytes', kind: int, default: 8 * 1024 * 1024, help: 'most request bytes per PostgreSQL transaction' }),
+  keyIndex: setting({
+    flag: 'key-index', kind: bool, default: true,
+    help: 'keep every live key\'s metadata in memory (about 150 bytes a key) so most write batches take one round trip; --no-key-index reads PostgreSQL first',
+  }),
+  progressNotifyIntervalMs: setting({
+    flag: 'experimental-watch-progress-notify-interval', kind: duration, default: 10 * 60 * 1000, etcd: true,
+    help: 'how often idle watchers get a progress notification',
+  }),
+  watchMaxQueuedBytes: setting({
+    flag: 'watch-max-queued-bytes', kind: int, default: 32 * 1024 * 1024,
+    help: 'unread watch responses a stream may hold before its watchers are canceled',
+  }),
+  etcdVersion: setting({ flag: 'etcd-version', kind: str, default: '3.5.17', help: 'etcd version reported by Status' }),
+  logLevel: setting({ flag: 'log-level', kind: choice(LOG_LEVELS), default: 'info', etcd: true, help: 'least severe log level written' }),
+  logFormat: setting({
+    flag: 'log-format', kind: choice(LOG_FORMATS), default: 'auto',
+    help: 'json lines, or text for people; auto = text when stdout is a terminal, json otherwise',
+  }),
+  configFile: setting({
+    flag: 'config-file', kind: file, default: undefined, etcd: true,
+    help: "YAML file of settings: etcd's config file keys (client-transport-security included) and pgetcd's flag names",
+  }),
 };
 
-export const USAGE = `Usage: pgetcd [flags]
+/** Every setting's value. Derived from SETTINGS, so a new entry is a new field. */
+export type Config = ValuesOf<typeof SETTINGS>;
 
-An etcd v3 server whose state lives in PostgreSQL.
-
-  --name NAME                          member name (default "default")
-  --listen-client-urls URLS            gRPC listen URLs, comma separated (default http://127.0.0.1:2379)
-  --advertise-client-urls URLS         URLs reported to clients (default: the listen URLs)
-  --endpoint URL                       external PostgreSQL (also PGETCD_ENDPOINT, DATABASE_URL);
-                                       without it an embedded PostgreSQL runs in --data-dir
-  --data-dir DIR                       embedded PostgreSQL folder (default ./pgetcd-data)
-  --embedded-port N                    embedded PostgreSQL port / socket name (default 5432)
-  --embedded-tcp                       embedded PostgreSQL also listens on 127.0.0.1:port
-  --no-migrate                         do not run migrations on start
-  --max-request-bytes N                largest write request (default 1572864)
-  --max-txn-ops N                      most operations in a txn (default 128)
-  --max-batch N                        most write requests per Postgres transaction (default 512)
-  --max-batch-bytes N                  most request bytes per Postgres transaction (default 8 MiB)
-  --no-key-index                       no in-memory key index (about 150 bytes per live key):
-                                       every write batch reads from PostgreSQL first
-  --experimental-watch-progress-notify-interval DURATION  (default 10m)
-  --watch-max-queued-bytes N           unread watch responses a stream may hold before its watchers are canceled (default 32 MiB)
-  --etcd-version V                     version reported by Status (also PGETCD_ETCD_VERSION; default 3.5.17)
-  --log-level LEVEL                    trace|debug|info|warn|error (default info)
-  -h, --help                           this text
-`;
-
-export function parseDuration(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) throw new Error(`invalid duration "${s}" (use e.g. 500ms, 10s, 10m)`);
-  const n = Number(m[1]);
-  switch (m[2]) {
-    case 'ms': return n;
-    case 'm': return n * 60_000;
-    case 'h': return n * 3_600_000;
-    default: return n * 1000;
-  }
+function defaults(): Config {
+  const out = {} as Record<string, unknown>;
+  for (const [k, s] of Object.entries(SETTINGS)) out[k] = s.default;
+  return out as Config;
 }
 
-function int(name: string, v: string | undefined, d: number): number {
-  if (v === undefined) return d;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`);
-  return n;
+export const DEFAULTS: Config = defaults();
+
+export const USAGE = usage(SETTINGS);
+
+/** Settings that depend on each other, checked after every source is read. */
+function derive(cfg: Config): Config {
+  if (cfg.listenClientUrls.length === 0) throw new ConfigError('--listen-client-urls: at least one URL is needed');
+  if (cfg.advertiseClientUrls.length === 0) cfg.advertiseClientUrls = [...cfg.listenClientUrls];
+  if (cfg.listenClientUrls.some((u) => u.startsWith('https://'))) throw new ConfigError('--listen-client-urls: https:// is not supported yet');
+  return cfg;
 }
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      'name': { type: 'string' },
-      'listen-client-urls': { type: 'string' },
-      'advertise-client-urls': { type: 'string' },
-      'endpoint': { type: 'string' },
-      'data-dir': { type: 'string' },
-      'embedded-port': { type: 'string' },
-      'embedded-tcp': { type: 'boolean' },
-      'no-migrate': { type: 'boolean' },
-      'max-request-bytes': { type: 'string' },
-      'max-txn-ops': { type: 'string' },
-      'max-batch': { type: 'string' },
-      'max-batch-bytes': { type: 'string' },
-      'no-key-index': { type: 'boolean' },
-      'experimental-watch-progress-notify-interval': { type: 'string' },
-      'watch-max-queued-bytes': { type: 'string' },
-      'etcd-version': { type: 'string' },
-      'log-level': { type: 'string' },
-      'help': { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return 'help';
-  const list = (s: string | undefined): string[] | undefined => s?.split(',').map((x) => x.trim()).filter(Boolean);
-  const listen = list(values['listen-client-urls']) ?? DEFAULTS.listenClientUrls;
-  return {
-    name: values.name ?? DEFAULTS.name,
-    listenClientUrls: listen,
-    advertiseClientUrls: list(values['advertise-client-urls']) ?? listen,
-    endpoint: values.endpoint ?? env.PGETCD_ENDPOINT ?? env.DATABASE_URL ?? undefined,
-    dataDir: values['data-dir'] ?? DEFAULTS.dataDir,
-    embeddedPort: int('embedded-port', values['embedded-port'], DEFAULTS.embeddedPort),
-    embeddedTcp: values['embedded-tcp'] ?? false,
-    migrate: !values['no-migrate'],
-    maxRequestBytes: int('max-request-bytes', values['max-request-bytes'], DEFAULTS.maxRequestBytes),
-    maxTxnOps: int('max-txn-ops', values['max-txn-ops'], DEFAULTS.maxTxnOps),
-    maxBatch: int('max-batch', values['max-batch'], DEFAULTS.maxBatch),
-    maxBatchBytes: int('max-batch-bytes', values['max-batch-bytes'], DEFAULTS.maxBatchBytes),
-    keyIndex: !values['no-key-index'],
-    progressNotifyIntervalMs: values['experimental-watch-progress-notify-interval']
-      ? parseDuration(values['experimental-watch-progress-notify-interval'])
-      : DEFAULTS.progressNotifyIntervalMs,
-    watchMaxQueuedBytes: int('watch-max-queued-bytes', values['watch-max-queued-bytes'], DEFAULTS.watchMaxQueuedBytes),
-    etcdVersion: values['etcd-version'] ?? env.PGETCD_ETCD_VERSION ?? DEFAULTS.etcdVersion,
-    logLevel: values['log-level'] ?? env.PGETCD_LOG_LEVEL ?? DEFAULTS.logLevel,
-  };
+export interface LoadedConfig {
+  config: Config;
+  /** etcd config-file keys that pgetcd ignores (log them). */
+  ignored: string[];
+}
+
+/** Reads flags, environment and the config file; 'help' for -h/--help. Throws ConfigError. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): LoadedConfig | 'help' {
+  const loaded = load(SETTINGS, 'configFile', argv, env);
+  if (loaded.help) return 'help';
+  return { config: derive(loaded.values), ignored: loaded.ignored };
+}
+
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
+  const r = loadConfig(argv, env);
+  return r === 'help' ? r : r.config;
 }
 
 /** host:port for grpc-js from an etcd-style URL (http://127.0.0.1:2379 or 127.0.0.1:2379). */

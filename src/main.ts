@@ -1,24 +1,33 @@
 import { App } from './app.ts';
-import { parseConfig, USAGE } from './config.ts';
+import { ConfigError, loadConfig, USAGE } from './config.ts';
 import { createLogger } from './log.ts';
 
+/** A configuration mistake: one line on stderr, exit 2, no stack trace. */
+function configFailure(message: string): never {
+  process.stderr.write(`pgetcd: ${message}\n`);
+  process.exit(2);
+}
+
 async function main(): Promise<void> {
-  let cfg;
+  let loaded;
   try {
-    cfg = parseConfig(process.argv.slice(2));
+    loaded = loadConfig(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`pgetcd: ${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
+    if (err instanceof ConfigError) configFailure(err.message);
+    throw err;
   }
-  if (cfg === 'help') {
+  if (loaded === 'help') {
     process.stdout.write(USAGE);
     return;
   }
-  const log = createLogger(cfg.logLevel);
+  const cfg = loaded.config;
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
+  if (loaded.ignored.length > 0) log.warn({ keys: loaded.ignored }, 'config file keys of etcd that pgetcd does not use');
   let app: App;
   try {
     app = await App.start(cfg, log);
   } catch (err) {
+    if (err instanceof ConfigError) configFailure(err.message);
     log.fatal({ err }, 'failed to start');
     process.exit(1);
   }
@@ -28,7 +37,7 @@ async function main(): Promise<void> {
       log.warn({ sig }, 'second signal: exiting now');
       process.exit(1);
     }
-    log.info({ sig }, 'signal received');
+    log.info({ sig }, 'signal received, shutting down (send it again to exit at once)');
     app.stop().then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'shutdown failed');
       process.exit(1);

@@ -93,12 +93,13 @@ describe('Maintenance and Cluster services', () => {
     it('answers membership changes as a one-member etcd does, or UNIMPLEMENTED', async () => {
       const self = (await raw.call('Cluster', 'MemberList', {})).header.member_id as string;
       await expectGrpcError(raw.call('Cluster', 'MemberAdd', { peerURLs: ['http://10.0.0.1:2380'] }), grpc.status.UNIMPLEMENTED,
-        'pgetcd: members cannot be added: pgetcd instances share state through PostgreSQL, not Raft; start another instance on the same database instead');
+        'pgetcd: membership follows running instances (they share state through PostgreSQL, not Raft): start another pgetcd instance on the same database to add a member');
       await expectGrpcError(raw.call('Cluster', 'MemberRemove', { ID: '12345' }), grpc.status.NOT_FOUND, 'etcdserver: member not found');
       await expectGrpcError(raw.call('Cluster', 'MemberRemove', { ID: self }), grpc.status.FAILED_PRECONDITION,
         'etcdserver: re-configuration failed due to not enough started members');
       await expectGrpcError(raw.call('Cluster', 'MemberUpdate', { ID: '12345', peerURLs: ['http://x:1'] }), grpc.status.NOT_FOUND, 'etcdserver: member not found');
-      await expectGrpcError(raw.call('Cluster', 'MemberUpdate', { ID: self, peerURLs: ['http://x:1'] }), grpc.status.UNIMPLEMENTED, 'pgetcd: members have no peer URLs to update');
+      await expectGrpcError(raw.call('Cluster', 'MemberUpdate', { ID: self, peerURLs: ['http://x:1'] }), grpc.status.UNIMPLEMENTED,
+        'pgetcd: membership follows running instances (they share state through PostgreSQL, not Raft): members have no peer URLs to update; client URLs come from --advertise-client-urls');
       await expectGrpcError(raw.call('Cluster', 'MemberPromote', { ID: self }), grpc.status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member');
       await expectGrpcError(raw.call('Cluster', 'MemberPromote', { ID: '12345' }), grpc.status.NOT_FOUND, 'etcdserver: member not found');
     });

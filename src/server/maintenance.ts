@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { dbSize } from '../maintenance/dbsize.ts';
 import { hashAll, hashKV } from '../maintenance/hash.ts';
 import { vacuum } from '../maintenance/vacuum.ts';
+import { MemberRegistry } from '../members/registry.ts';
 import { clusterService, unimplemented } from './cluster.ts';
 import type { Component } from './component.ts';
 import { RAFT_TERM, unary, type ServerContext } from './context.ts';
@@ -19,10 +20,17 @@ const DOWNGRADE_CANCEL = 2;
 
 /** Maintenance (Status, Alarm, Hash...) and Cluster (MemberList...) for one pgetcd instance. */
 export function createMaintenanceComponent(ctx: ServerContext): Component {
+  const registry = new MemberRegistry({
+    target: ctx.target,
+    sql: ctx.sql,
+    log: ctx.log.child({ mod: 'members' }),
+    self: { id: ctx.memberId, name: ctx.cfg.name, clientUrls: ctx.cfg.advertiseClientUrls },
+    retryMs: 1000,
+  });
   return {
-    services: { Maintenance: maintenanceService(ctx), Cluster: clusterService(ctx) },
-    start: async () => undefined,
-    stop: async () => undefined,
+    services: { Maintenance: maintenanceService(ctx), Cluster: clusterService(ctx, registry) },
+    start: () => registry.start(),
+    stop: () => registry.stop(),
   };
 }
 

@@ -15,7 +15,8 @@ export function toUnavailable(err: unknown): StoreError | undefined {
   if (typeof code !== 'string') return undefined;
   // SQLSTATE classes: 08 connection exception, 57 operator intervention (shutdown),
   // 53 insufficient resources; 40001/40P01 are retryable conflicts.
-  if (CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57') || code.startsWith('53') || code === '40001' || code === '40P01') {
+  // 25006: a read-only transaction (the server became a standby under us during a failover).
+  if (CONNECTION_CODES.has(code) || code === '25006' || code.startsWith('08') || code.startsWith('57') || code.startsWith('53') || code === '40001' || code === '40P01') {
     return new StoreError('Unavailable', code);
   }
   return undefined;

@@ -91,8 +91,9 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " | ") }
 
 func main() {
 	progress := flag.Duration("progress-interval", 0, "the server's watch progress-notify interval, when set short for this run (enables the periodic progress-notify check)")
-	only := flag.String("only", "", "comma separated check groups to run (kv,txn,errors,compact,lease,maintenance,cluster,watch,concurrency); default all")
+	only := flag.String("only", "", "comma separated check groups to run (kv,txn,errors,compact,lease,maintenance,cluster,watch,concurrency,members); default all but members")
 	timeout := flag.Duration("timeout", 20*time.Second, "deadline of one check")
+	members := flag.Int("members", 0, "with -only members: the number of running instances to discover with AutoSyncInterval (the driver kills one after SYNCED and writes \"killed\" to stdin)")
 	verbose := flag.Bool("v", false, "keep clientv3's own warnings (every error answer is logged as a retry warning)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags] host:port[,host:port...]\n", os.Args[0])
@@ -148,6 +149,7 @@ func main() {
 	leaseChecks(r)
 	maintenanceChecks(r)
 	clusterChecks(r, endpoints, &logCfg)
+	memberChecks(r, endpoints, *members, &logCfg)
 	watchOK := watchChecks(r)
 	compactChecks(r, watchOK) // last but concurrency: compaction discards history other checks read
 	concurrencyChecks(r)

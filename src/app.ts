@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { bindAddress, type Config } from './config.ts';
 import { EmbeddedPostgres } from './db/embedded.ts';
-import { migrate } from './db/migrate.ts';
+import { checkSchema, migrate } from './db/migrate.ts';
 import { createSql, type Sql } from './db/sql.ts';
 import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
 import type { Logger } from './log.ts';
@@ -55,6 +55,7 @@ export class App {
     }
     log.info({ database: describeTarget(target), embedded: !!embedded }, 'using PostgreSQL');
     try {
+      await checkSchema(target, cfg.migrate);
       if (cfg.migrate) await migrate(target, log.child({ mod: 'migrate' }));
       const sql = createSql(target, { max: 16 });
       const [meta] = (await sql`SELECT cluster_id::text AS cluster_id FROM meta WHERE id = 1`.catch(async (err: unknown) => {

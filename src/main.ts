@@ -1,50 +1,8 @@
-import { App } from './app.ts';
-import { ConfigError, loadConfig, USAGE } from './config.ts';
-import { createLogger } from './log.ts';
+import { runCli } from './cli/main.ts';
 
-/** A configuration mistake: one line on stderr, exit 2, no stack trace. */
-function configFailure(message: string): never {
-  process.stderr.write(`pgetcd: ${message}\n`);
-  process.exit(2);
-}
-
-async function main(): Promise<void> {
-  let loaded;
-  try {
-    loaded = loadConfig(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof ConfigError) configFailure(err.message);
-    throw err;
-  }
-  if (loaded === 'help') {
-    process.stdout.write(USAGE);
-    return;
-  }
-  const cfg = loaded.config;
-  const log = createLogger(cfg.logLevel, cfg.logFormat);
-  if (loaded.ignored.length > 0) log.warn({ keys: loaded.ignored }, 'config file keys of etcd that pgetcd does not use');
-  let app: App;
-  try {
-    app = await App.start(cfg, log);
-  } catch (err) {
-    if (err instanceof ConfigError) configFailure(err.message);
-    log.fatal({ err }, 'failed to start');
-    process.exit(1);
-  }
-  let signals = 0;
-  const shutdown = (sig: string): void => {
-    if (++signals > 1) {
-      log.warn({ sig }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    log.info({ sig }, 'signal received, shutting down (send it again to exit at once)');
-    app.stop().then(() => process.exit(0), (err: unknown) => {
-      log.error({ err }, 'shutdown failed');
-      process.exit(1);
-    });
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-}
-
-void main();
+void runCli(process.argv.slice(2)).then((code) => {
+  if (code === undefined) return; // the server runs until a signal
+  process.exitCode = code;
+  // Output drains first; a handle left open by a failed command must not keep the process up.
+  setTimeout(() => process.exit(code), 5000).unref();
+});

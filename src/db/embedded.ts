@@ -36,6 +36,8 @@ export class EmbeddedPostgres {
   private bins: Binaries | undefined;
   private runAs: RunAs | undefined;
   private started = false;
+  /** True when start() found the cluster already running (another process owns it). */
+  adopted = false;
 
   constructor(private readonly opts: EmbeddedOptions) {
     this.socketDir = path.resolve(opts.dataDir);
@@ -64,6 +66,7 @@ export class EmbeddedPostgres {
       // A previous pgetcd died without stopping it: adopt the running cluster.
       log.warn({ dataDir: this.pgData }, 'embedded PostgreSQL already running; adopting it');
       this.started = true;
+      this.adopted = true;
       return this.target();
     }
     const settings = [

@@ -1,0 +1,77 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEFAULTS } from '../config.ts';
+import { CliError, parseFormat, type Format } from './output.ts';
+
+type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * The flags every operator command shares with the server: where the database is (same names
+ * and environment variables as `pgetcd serve`), the output format and help.
+ */
+export const COMMON_OPTIONS = {
+  'endpoint': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'embedded-port': { type: 'string' },
+  'log-level': { type: 'string' },
+  'output': { type: 'string', short: 'o' },
+  'help': { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+export const COMMON_HELP = `Database (as for pgetcd serve):
+  --endpoint URL          external PostgreSQL (also PGETCD_ENDPOINT, DATABASE_URL);
+                          without it the embedded PostgreSQL in --data-dir
+  --data-dir DIR          embedded PostgreSQL folder (default ./pgetcd-data)
+  --embedded-port N       embedded PostgreSQL port / socket name (default 5432)
+Output:
+  -o, --output FORMAT     table (default) or json
+  --log-level LEVEL       (default warn)
+  -h, --help              this text
+`;
+
+export interface DbFlags {
+  endpoint: string | undefined;
+  dataDir: string;
+  embeddedPort: number;
+  logLevel: string;
+  format: Format;
+}
+
+export interface Parsed<V> {
+  values: V;
+  positionals: string[];
+  db: DbFlags;
+  help: boolean;
+}
+
+/** Parses a command's flags; unknown flags and bad values become one-line errors (exit 2). */
+export function parseCommand<O extends OptionSpec>(argv: string[], options: O, env: NodeJS.ProcessEnv = process.env): Parsed<Record<string, string | boolean | undefined>> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new CliError((err as Error).message.split('\n')[0]!, 2);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const port = v['embedded-port'] === undefined ? DEFAULTS.embeddedPort : Number(v['embedded-port']);
+  if (!Number.isInteger(port) || port <= 0) throw new CliError('--embedded-port must be a positive integer', 2);
+  return {
+    values: v,
+    positionals: parsed.positionals,
+    help: v.help === true,
+    db: {
+      endpoint: (v.endpoint as string | undefined) ?? env.PGETCD_ENDPOINT ?? env.DATABASE_URL ?? undefined,
+      dataDir: (v['data-dir'] as string | undefined) ?? DEFAULTS.dataDir,
+      embeddedPort: port,
+      logLevel: (v['log-level'] as string | undefined) ?? env.PGETCD_LOG_LEVEL ?? 'warn',
+      format: parseFormat(v.output as string | undefined),
+    },
+  };
+}
+
+/** A positive integer flag, or the default. */
+export function intFlag(v: string | boolean | undefined, name: string, d: number): number {
+  if (v === undefined) return d;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isInteger(n) || n <= 0) throw new CliError(`--${name} must be a positive integer`, 2);
+  return n;
+}

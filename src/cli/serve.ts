@@ -1,0 +1,51 @@
+import { App } from '../app.ts';
+import { ConfigError, loadConfig, USAGE } from '../config.ts';
+import { createLogger } from '../log.ts';
+
+/** A configuration mistake: one line on stderr, exit 2, no stack trace. */
+function configFailure(message: string): number {
+  process.stderr.write(`pgetcd: ${message}\n`);
+  return 2;
+}
+
+/** `pgetcd` / `pgetcd serve`: the etcd server. Returns undefined while it runs (signals end it). */
+export async function serve(argv: string[]): Promise<number | undefined> {
+  let loaded;
+  try {
+    loaded = loadConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) return configFailure(err.message);
+    throw err;
+  }
+  if (loaded === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const cfg = loaded.config;
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
+  if (loaded.ignored.length > 0) log.warn({ keys: loaded.ignored }, 'config file keys of etcd that pgetcd does not use');
+  let app: App;
+  try {
+    app = await App.start(cfg, log);
+  } catch (err) {
+    if (err instanceof ConfigError) return configFailure(err.message);
+    log.fatal({ err }, 'failed to start');
+    process.stderr.write(`pgetcd: ${(err as Error).message.split('\n')[0]}\n`);
+    return 1;
+  }
+  let signals = 0;
+  const shutdown = (sig: string): void => {
+    if (++signals > 1) {
+      log.warn({ sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ sig }, 'signal received, shutting down (send it again to exit at once)');
+    app.stop().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  return undefined;
+}

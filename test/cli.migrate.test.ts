@@ -7,7 +7,7 @@ import { targetFromUrl } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
 import { runPgetcd } from './helpers/cli.ts';
 import { createTestDatabase, sqlFor } from './helpers/db.ts';
-import { startServer } from './helpers/server.ts';
+import { freePort, startServer } from './helpers/server.ts';
 
 const log = createLogger('silent');
 
@@ -66,7 +66,7 @@ describe('pgetcd command line', () => {
       assert.equal(st.code, 1);
       assert.match(st.stdout, /9999999999999_from-the-future +unknown/);
       // Through the binary: one line on stderr, non-zero exit.
-      const serve = await runPgetcd(['--endpoint', url, '--listen-client-urls', 'http://127.0.0.1:0', '--log-level', 'silent']);
+      const serve = await runPgetcd(['--endpoint', url, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`, '--log-level', 'silent']);
       assert.equal(serve.code, 1);
       assert.match(serve.stderr, /^pgetcd: the database schema is newer than this pgetcd/);
     } finally {

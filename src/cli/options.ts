@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DEFAULTS } from '../config.ts';
+import { SETTINGS } from '../config.ts';
+import { ConfigError, load } from '../config/load.ts';
 import { CliError, parseFormat, type Format } from './output.ts';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -12,6 +13,7 @@ export const COMMON_OPTIONS = {
   'endpoint': { type: 'string' },
   'data-dir': { type: 'string' },
   'embedded-port': { type: 'string' },
+  'config-file': { type: 'string' },
   'log-level': { type: 'string' },
   'output': { type: 'string', short: 'o' },
   'help': { type: 'boolean', short: 'h' },
@@ -22,6 +24,7 @@ export const COMMON_HELP = `Database (as for pgetcd serve):
                           without it the embedded PostgreSQL in --data-dir
   --data-dir DIR          embedded PostgreSQL folder (default ./pgetcd-data)
   --embedded-port N       embedded PostgreSQL port / socket name (default 5432)
+  --config-file FILE      the server's YAML config file (its database settings are used)
 Output:
   -o, --output FORMAT     table (default) or json
   --log-level LEVEL       (default warn)
@@ -52,20 +55,34 @@ export function parseCommand<O extends OptionSpec>(argv: string[], options: O, e
     throw new CliError((err as Error).message.split('\n')[0]!, 2);
   }
   const v = parsed.values as Record<string, string | boolean | undefined>;
-  const port = v['embedded-port'] === undefined ? DEFAULTS.embeddedPort : Number(v['embedded-port']);
-  if (!Number.isInteger(port) || port <= 0) throw new CliError('--embedded-port must be a positive integer', 2);
   return {
     values: v,
     positionals: parsed.positionals,
     help: v.help === true,
     db: {
-      endpoint: (v.endpoint as string | undefined) ?? env.PGETCD_ENDPOINT ?? env.DATABASE_URL ?? undefined,
-      dataDir: (v['data-dir'] as string | undefined) ?? DEFAULTS.dataDir,
-      embeddedPort: port,
+      ...databaseSettings(v, env),
       logLevel: (v['log-level'] as string | undefined) ?? env.PGETCD_LOG_LEVEL ?? 'warn',
       format: parseFormat(v.output as string | undefined),
     },
   };
+}
+
+/** The server's database settings, read the server's way (flags > environment > config file). */
+const DB_SETTINGS = { endpoint: SETTINGS.endpoint, dataDir: SETTINGS.dataDir, embeddedPort: SETTINGS.embeddedPort, configFile: SETTINGS.configFile };
+
+function databaseSettings(v: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): { endpoint: string | undefined; dataDir: string; embeddedPort: number } {
+  const argv: string[] = [];
+  for (const name of ['endpoint', 'data-dir', 'embedded-port', 'config-file']) {
+    const x = v[name];
+    if (typeof x === 'string') argv.push(`--${name}=${x}`);
+  }
+  try {
+    const r = load(DB_SETTINGS, 'configFile', argv, env).values;
+    return { endpoint: r.endpoint || undefined, dataDir: r.dataDir, embeddedPort: r.embeddedPort };
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, 2);
+    throw err;
+  }
 }
 
 /** A positive integer flag, or the default. */

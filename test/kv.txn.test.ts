@@ -334,4 +334,14 @@ describe('Txn reads after its own writes when a compare covers a range', () => {
     const now = await s.raw.call('KV', 'Range', { key: B('P/'), ...span });
     assert.deepEqual(now.kvs.map(row), [['P/b/2', R, R + 3, 4, 'v5'], ['P/c', R + 2, R + 3, 2, 'inner']]);
   });
+
+  it('a keys_only range sorted by value inside a txn is ordered by the values it does not show', async () => {
+    await s.raw.call('KV', 'Put', { key: B('S/1'), value: B('c') });
+    await s.raw.call('KV', 'Put', { key: B('S/2'), value: B('a') });
+    await s.raw.call('KV', 'Put', { key: B('S/3'), value: B('b') });
+    const r = await call({ success: [put('S/0', 'd'), get('S/', { range_end: B('S0'), keys_only: true, sort_target: 4, sort_order: 1 })] });
+    const kvs = r.responses[1].response_range.kvs;
+    assert.deepEqual(kvs.map((kv: any) => kv.key.toString()), ['S/2', 'S/3', 'S/1', 'S/0']);
+    assert.deepEqual(kvs.map((kv: any) => kv.value.length), [0, 0, 0, 0]);
+  });
 });

@@ -93,7 +93,7 @@ function collectOps(rs: ReadSet, ops: RequestOp[]): void {
     switch (op.type) {
       case 'range':
         if (op.range.revision > 0) rs.historical.push(op.range);
-        else addRange(rs, op.range.key, op.range.range_end, !op.range.keys_only && !op.range.count_only);
+        else addRange(rs, op.range.key, op.range.range_end, rangeNeedsValues(op.range));
         break;
       case 'put':
         addRange(rs, op.put.key, Buffer.alloc(0), op.put.prev_kv || op.put.ignore_value);
@@ -107,6 +107,11 @@ function collectOps(rs: ReadSet, ops: RequestOp[]): void {
         break;
     }
   }
+}
+
+/** A keys_only range still orders by value when asked to (sort_target VALUE). */
+function rangeNeedsValues(r: RangeRequest): boolean {
+  return !r.count_only && (!r.keys_only || r.sort_target === 4);
 }
 
 function collectTxn(rs: ReadSet, t: TxnRequest): void {

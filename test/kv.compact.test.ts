@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { expectGrpcError } from './helpers/raw.ts';
 import { sqlFor } from './helpers/db.ts';
-import { openTarget, type KvTarget } from './helpers/kvtarget.ts';
+import { againstEtcd, openTarget, type KvTarget } from './helpers/kvtarget.ts';
+import { startPair, type ServerPair } from './helpers/server.ts';
+import { COMPACT_LOCK } from '../src/store/compactor.ts';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 const ALL = { key: B('\0'), range_end: B('\0') };
@@ -142,5 +144,58 @@ describe('physical compaction of a longer history', () => {
         await sql.end();
       }
     }
+  });
+});
+
+describe('Compact{physical} answers only after the removal, whoever does it', { skip: againstEtcd() && 'pgetcd instances' }, () => {
+  let pair: ServerPair;
+  let sql: ReturnType<typeof sqlFor>;
+  before(async () => {
+    pair = await startPair();
+    sql = sqlFor(pair.a.databaseUrl);
+  });
+  after(async () => {
+    await sql?.end();
+    await pair?.stop();
+  });
+  const rows = async (): Promise<number> => Number((await sql`SELECT count(*)::int AS n FROM kv_log`)[0]!.n);
+
+  it('waits while another instance holds the compaction lock, on both instances', async () => {
+    for (let i = 0; i < 5; i++) await pair.rawA.call('KV', 'Put', { key: B('w'), value: B(String(i)) }); // revisions 2..6
+    // A session holding the compaction lock, as another instance's compactor does in a chunk.
+    const holder = await sql.reserve();
+    await holder`SELECT pg_advisory_lock(${COMPACT_LOCK})`;
+    let answered = 0;
+    const a = pair.rawA.call('KV', 'Compact', { revision: 5, physical: true }).then((r) => { answered++; return r; });
+    const b = pair.rawB.call('KV', 'Compact', { revision: 6, physical: true }).then((r) => { answered++; return r; });
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(answered, 0, 'no physical compaction is answered while its removal cannot run');
+      assert.equal(await rows(), 5);
+    } finally {
+      await holder`SELECT pg_advisory_unlock(${COMPACT_LOCK})`;
+      holder.release();
+    }
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.equal(ra.header.revision, '6');
+    assert.equal(rb.header.revision, '6');
+    assert.equal(await rows(), 1, 'only w@6 is left once both are answered');
+  });
+
+  it('a removal that fails is answered UNAVAILABLE, not OK; the next Compact{physical} finishes it', async () => {
+    await pair.rawA.call('KV', 'Put', { key: B('w'), value: B('x') }); // 7
+    await pair.rawA.call('KV', 'Put', { key: B('w'), value: B('y') }); // 8
+    await sql.unsafe(`CREATE FUNCTION pgetcd_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+    await sql.unsafe('CREATE TRIGGER pgetcd_test_refuse BEFORE DELETE ON kv_log_default FOR EACH ROW EXECUTE FUNCTION pgetcd_test_refuse()');
+    try {
+      await expectGrpcError(pair.rawB.call('KV', 'Compact', { revision: 7, physical: true }), grpc.status.UNAVAILABLE, 'etcdserver: request timed out');
+      assert.equal(await rows(), 3);
+    } finally {
+      await sql.unsafe('DROP TRIGGER pgetcd_test_refuse ON kv_log_default');
+      await sql.unsafe('DROP FUNCTION pgetcd_test_refuse()');
+    }
+    await expectGrpcError(pair.rawB.call('KV', 'Compact', { revision: 7, physical: true }), OUT, COMPACTED);
+    assert.equal((await pair.rawA.call('KV', 'Compact', { revision: 8, physical: true })).header.revision, '8');
+    assert.equal(await rows(), 1);
   });
 });

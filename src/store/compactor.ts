@@ -1,10 +1,19 @@
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
+import { StoreError } from './errors.ts';
+import { toUnavailable } from './pgerrors.ts';
 
 /** Revisions of history removed per transaction, so no single delete holds locks for long. */
 const CHUNK = 10_000;
 /** Any instance may compact; this advisory lock makes one do it at a time. */
-const COMPACT_LOCK = 0x70676574_6301;
+export const COMPACT_LOCK = 0x70676574_6301;
+/** How often a Compact(physical) waiting on another instance's removal looks at its progress. */
+const POLL_MS = 50;
+/**
+ * A Compact(physical) waiting on another instance gives up (retryably) when that instance's
+ * removal has not moved for this long: a chunk is one transaction over at most CHUNK revisions.
+ */
+const STALL_MS = 30_000;
 
 /**
  * Physical compaction: removes the history that a recorded compaction made unreachable. For
@@ -27,6 +36,43 @@ export class Compactor {
     }
     this.running = this.loop().finally(() => { this.running = undefined; });
     return this.running;
+  }
+
+  /**
+   * Resolves once the history up to `revision` is physically removed, by this instance or by
+   * another one holding the compaction lock (etcd answers Compact{physical} only then). A removal
+   * that fails, or another instance's that stops progressing, is an UNAVAILABLE error the
+   * client may retry: the compaction itself is recorded and the removal resumes.
+   */
+  async removedUpTo(revision: number): Promise<void> {
+    let last = -1;
+    let since = Date.now();
+    for (;;) {
+      try {
+        await this.run();
+      } catch (err) {
+        this.log.warn({ err }, 'physical compaction failed; it resumes on the next compaction');
+        throw toUnavailable(err) ?? new StoreError('Unavailable', 'physical compaction failed');
+      }
+      const done = await this.physicalRevision();
+      if (done >= revision) return;
+      if (done !== last) {
+        last = done;
+        since = Date.now();
+      } else if (Date.now() - since > STALL_MS) {
+        throw new StoreError('Unavailable', `physical compaction stalled at revision ${done}`);
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  private async physicalRevision(): Promise<number> {
+    try {
+      const [r] = (await this.sql`SELECT physical_revision FROM compaction`) as unknown as Array<{ physical_revision: number }>;
+      return r?.physical_revision ?? 0;
+    } catch (err) {
+      throw toUnavailable(err) ?? err;
+    }
   }
 
   private async loop(): Promise<void> {

@@ -139,10 +139,13 @@ export class Store {
 
   async compact(revision: number, physical: boolean): Promise<CompactResponse> {
     const resp = await this.writer.submit({ type: 'compact', revision });
-    const done = this.compactor.run().catch((err: unknown) => {
+    if (physical) {
+      await this.compactor.removedUpTo(revision);
+      return resp;
+    }
+    this.compactor.run().catch((err: unknown) => {
       this.opts.log.warn({ err }, 'physical compaction failed; it resumes on the next compaction');
     });
-    if (physical) await done;
     return resp;
   }
 

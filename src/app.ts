@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { bindAddress, type Config } from './config.ts';
+import type { Config } from './config.ts';
 import { EmbeddedPostgres } from './db/embedded.ts';
 import { checkSchema, migrate } from './db/migrate.ts';
 import { createSql, type Sql } from './db/sql.ts';
@@ -16,6 +16,7 @@ import { createWatchComponent } from './watch/index.ts';
 import { createLeaseComponent } from './lease/index.ts';
 import { createMaintenanceComponent } from './server/maintenance.ts';
 import { Store } from './store/store.ts';
+import { listen, type HttpHandler, type Listener } from './net/listener.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -27,6 +28,8 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 export class App {
   readonly store: Store;
   readonly ports: number[] = [];
+  /** Client-port listeners (gRPC and HTTP/1.1 on each), closed on shutdown. */
+  readonly listeners: Listener[] = [];
   /** Components whose start() succeeded, stopped in reverse on shutdown. */
   readonly started: Component[] = [];
   private stopping: Promise<void> | undefined;
@@ -105,11 +108,10 @@ export class App {
           app.started.push(c);
         }
         for (const url of cfg.listenClientUrls) {
-          const port = await new Promise<number>((resolve, reject) => {
-            server.bindAsync(bindAddress(url), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-          });
-          app.ports.push(port);
-          log.info({ listen: url, port }, 'serving etcd gRPC');
+          const l = await listen(url, { grpc: server, http: clientHttpHandler(cfg), log: log.child({ mod: 'net' }) });
+          app.listeners.push(l);
+          app.ports.push(l.port);
+          log.info({ listen: url, port: l.port }, 'serving etcd gRPC');
         }
       } catch (err) {
         await app.stop();
@@ -133,15 +135,36 @@ export class App {
     // Components first: they end their streams (watch, keep-alive) with a clean status, so the
     // gRPC server's graceful shutdown does not wait on them.
     for (const c of [...this.started].reverse()) await c.stop().catch((err: unknown) => this.log.warn({ err }, 'stopping a component failed'));
+    const closed = Promise.all(this.listeners.map((l) => l.close(5000)));
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 5000);
       this.server.tryShutdown(() => { clearTimeout(t); resolve(); });
     });
+    await closed;
     await this.store.close();
     await this.sql.end({ timeout: 5 });
     await this.embedded?.stop();
     this.log.info('stopped');
   }
+}
+
+/**
+ * HTTP/1.1 on the client port until the observability app (src/http/) is mounted here:
+ * etcd's /version and /health answers.
+ */
+function clientHttpHandler(cfg: Config): HttpHandler {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/version') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ etcdserver: cfg.etcdVersion, etcdcluster: `${cfg.etcdVersion.split('.').slice(0, 2).join('.')}.0` }));
+    } else if (path === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ health: 'true', reason: '' }));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
+    }
+  };
 }
 
 /** A stable uint64 member ID from the cluster ID and this member's name and URLs. */

@@ -61,6 +61,19 @@ export const MSG_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchS
 const INVALID_ID = '-1';
 const MIN_PROGRESS_INTERVAL_MS = 100;
 
+/** Why a request whose handling failed was answered as canceled (pgetcd's own text). */
+export const MSG_REQUEST_FAILED = 'etcdserver: watch request failed on the server; watch again from the last revision received';
+
+/**
+ * Test-only fault injection: called while a request is handled ('start': before anything; for a
+ * create, 'created': after its created response was queued). Undefined (one check) in production.
+ */
+export type RequestFault = (req: SessionRequest, stage: 'start' | 'created') => void;
+let requestFault: RequestFault | undefined;
+export function setRequestFaultForTests(f: RequestFault | undefined): void {
+  requestFault = f;
+}
+
 export function slowStreamReason(limit: number): string {
   return `etcdserver: watch stream is too slow: more than ${limit} bytes of responses were waiting to be read; watch again from the last revision received`;
 }
@@ -167,6 +180,8 @@ export class Session {
   private closed = false;
   private roomWaiters: Array<() => void> = [];
   private readonly onAdvance = (): void => this.checkDeferredProgress();
+  /** The watcher the create being handled made, and whether its created response was queued. */
+  private creating: { watcher: SessionWatcher; announced: boolean } | undefined;
 
   constructor(
     private readonly hub: Hub,
@@ -225,22 +240,79 @@ export class Session {
     try {
       while (this.requests.length > 0 && !this.closed) {
         const { req, ticket } = this.requests.shift()!;
-        if (req.type !== 'cancel') {
-          // Creates and progress requests see every revision committed before they arrived.
-          const p = this.feed.sync(ticket);
-          if (p) await p;
-          if (this.closed) return;
-        }
-        switch (req.type) {
-          case 'create': this.create(req.create); break;
-          case 'cancel': this.cancel(req.watchId); break;
-          case 'progress': this.progress(); break;
+        try {
+          if (req.type !== 'cancel') {
+            // Creates and progress requests see every revision committed before they arrived.
+            const p = this.feed.sync(ticket);
+            if (p) await p;
+            if (this.closed) return;
+          }
+          requestFault?.(req, 'start');
+          switch (req.type) {
+            case 'create': this.create(req.create); break;
+            case 'cancel': this.cancel(req.watchId); break;
+            case 'progress': this.progress(); break;
+          }
+        } catch (err) {
+          // Every request gets an answer, and the ones queued behind it still run.
+          this.opts.log.error({ err, request: req.type }, 'watch request failed; answered as canceled');
+          if (!this.closed) this.failed(req);
+        } finally {
+          this.creating = undefined;
         }
       }
-    } catch (err) {
-      this.opts.log.error({ err }, 'watch request failed');
     } finally {
       this.processing = false;
+    }
+  }
+
+  /**
+   * Answers a request whose handling threw: the watchers it concerns are canceled with a reason
+   * (a create that got no watcher is answered created+canceled with watch_id -1, like etcd's
+   * refused creates), so the client watches again instead of waiting for an answer.
+   */
+  private failed(req: SessionRequest): void {
+    const rev = this.hub.revision;
+    const cancelOne = (id: string): void => {
+      const w = this.watchers.get(id);
+      if (w) this.drop(w);
+      this.sendControl({ ...blank(id, rev), canceled: true, cancelReason: MSG_REQUEST_FAILED });
+    };
+    switch (req.type) {
+      case 'create': {
+        const c = this.creating;
+        if (!c) {
+          this.sendControl({ ...blank(INVALID_ID, rev), created: true, canceled: true, cancelReason: MSG_REQUEST_FAILED });
+        } else if (!c.announced) {
+          this.drop(c.watcher);
+          this.sendControl({ ...blank(c.watcher.id, rev), created: true, canceled: true, cancelReason: MSG_REQUEST_FAILED });
+        } else {
+          cancelOne(c.watcher.id);
+        }
+        break;
+      }
+      case 'cancel':
+        cancelOne(req.watchId);
+        break;
+      case 'progress':
+        // The progress answer cannot be given: every watcher of the stream is canceled instead.
+        this.deferredProgress = false;
+        this.hub.offAdvance(this.onAdvance);
+        for (const id of [...this.watchers.keys()]) cancelOne(id);
+        break;
+    }
+    this.checkDeferredProgress();
+  }
+
+  /** Forgets a watcher, even a half-made one (removal errors are logged, not thrown). */
+  private drop(w: SessionWatcher): void {
+    this.watchers.delete(w.id);
+    this.maybeUnsynced.delete(w);
+    if (!w.handle) return;
+    try {
+      this.hub.remove(w.handle);
+    } catch (err) {
+      this.opts.log.error({ err }, 'removing a failed watcher failed');
     }
   }
 
@@ -270,7 +342,10 @@ export class Session {
     }
     const w = new SessionWatcher(this, id, c);
     this.watchers.set(id, w);
+    this.creating = { watcher: w, announced: false };
     this.sendControl({ ...blank(id, rev), created: true });
+    this.creating.announced = true;
+    requestFault?.({ type: 'create', create: c }, 'created');
     const range: KeyRange = { key: key.toString('latin1'), end: end === null ? null : end.toString('latin1') };
     w.handle = this.hub.add({ range, startRevision: c.start_revision }, w);
     if (!this.hub.isSynced(w.handle)) this.maybeUnsynced.add(w);

@@ -10,6 +10,7 @@ interface Entry { summary: string; load: () => Promise<Command> }
 const COMMANDS: Record<string, Entry> = {
   serve: { summary: 'run the etcd server (the default command)', load: async () => { throw new Error('unreachable'); } },
   migrate: { summary: 'apply, roll back or list schema migrations', load: async () => (await import('./migrate.ts')).migrateCommand },
+  partitions: { summary: 'list, add, remove and tune kv_log partitions', load: async () => (await import('./partitions.ts')).partitionsCommand },
   compact: { summary: 'compact history up to a revision', load: async () => (await import('./compact.ts')).compactCommand },
 };
 

@@ -9,7 +9,7 @@ const HELP = `Usage: pgetcd migrate up [N] | down [N] | status
   up [N]      apply pending migrations (all, or the next N)
   down [N]    roll back the last N applied migrations (default 1; "all" for every one).
               Destructive downs: 1700000000000_kv-schema drops every table and its data;
-              1700000017000600_partition-map drops the partition map (the partitions stay).
+              1700000000600_partition-map drops the partition map (the partitions stay).
   status      every migration, applied or pending, and any the database has that this
               pgetcd does not know (a schema newer than the code)
 

@@ -163,7 +163,9 @@ function historyQuery(sql: SqlLike, req: RangeRequest, packed: boolean): Fragmen
       SELECT h.key, h.create_revision, h.mod_revision, h.version, h.lease, h.value
       FROM changed c CROSS JOIN LATERAL (
         SELECT l.key, l.create_revision, l.mod_revision, l.version, l.lease, l.value, l.deleted
-        FROM kv_log l WHERE l.key = c.key AND l.kind = c.kind AND l.mod_revision <= ${r}
+        -- The range's own condition again names the kind as a constant, so the plan holds only
+        -- that partition (c.kind alone prunes at run time, and EXPLAIN shows every partition).
+        FROM kv_log l WHERE l.key = c.key AND l.kind = c.kind AND ${keyCond(sql, req, true)} AND l.mod_revision <= ${r}
         ORDER BY l.mod_revision DESC LIMIT 1
       ) h
       WHERE NOT h.deleted

@@ -43,7 +43,8 @@ export interface LogRead {
   events: FeedEvent[];
 }
 
-function eventsQuery(sql: Sql, cond: Fragment, limit: number | undefined): Fragment {
+/** `prevKind` names the kind of every row read, when the range has one: see rangeKind. */
+function eventsQuery(sql: Sql, cond: Fragment, limit: number | undefined, prevKind: Fragment = sql``): Fragment {
   return sql`
     SELECT m.revision AS r, m.compact_revision AS c, e.*
     FROM meta m LEFT JOIN LATERAL (
@@ -55,7 +56,7 @@ function eventsQuery(sql: Sql, cond: Fragment, limit: number | undefined): Fragm
       -- time by l.kind) whatever the planner thinks of the row count: never a join over kv_log.
       LEFT JOIN LATERAL (
         SELECT p.create_revision, p.mod_revision, p.version, p.lease, p.value FROM kv_log p
-        WHERE l.prev_revision > 0 AND p.key = l.key AND p.mod_revision = l.prev_revision AND p.kind = l.kind AND NOT p.deleted
+        WHERE l.prev_revision > 0 AND p.key = l.key AND p.mod_revision = l.prev_revision AND p.kind = l.kind ${prevKind} AND NOT p.deleted
         LIMIT 1
       ) p ON true
       WHERE ${cond} AND l.mod_revision <= m.revision
@@ -90,7 +91,7 @@ export async function readRange(
   sql: Sql, key: Buffer, end: Buffer | null, from: number, to: number, limit: number,
 ): Promise<LogRead> {
   const cond = sql`${keyCond(sql, key, end)} AND l.mod_revision >= ${from} AND l.mod_revision <= ${to}`;
-  const rows = (await eventsQuery(sql, cond, limit + 1)) as unknown as Row[];
+  const rows = (await eventsQuery(sql, cond, limit + 1, prevKindCond(sql, key, end))) as unknown as Row[];
   const first = rows[0];
   if (!first) throw new Error('meta row missing');
   const top = Math.min(first.r, to);
@@ -104,9 +105,18 @@ export async function readRange(
     return { storeRevision: first.r, compactRevision: first.c, coveredTo: last - 1, events: toEvents(whole) };
   }
   // One revision alone exceeds the limit: read all of it.
-  const all = (await eventsQuery(sql, sql`${keyCond(sql, key, end)} AND l.mod_revision = ${last}`, undefined)) as unknown as Row[];
+  const all = (await eventsQuery(sql, sql`${keyCond(sql, key, end)} AND l.mod_revision = ${last}`, undefined, prevKindCond(sql, key, end))) as unknown as Row[];
   const f = all[0]!;
   return { storeRevision: f.r, compactRevision: f.c, coveredTo: last, events: toEvents(all) };
+}
+
+/**
+ * The previous-version lookup names the range's kind as a constant when it has one, so the plan
+ * holds that one partition (p.kind = l.kind alone prunes only at run time).
+ */
+function prevKindCond(sql: Sql, key: Buffer, end: Buffer | null): Fragment {
+  const kind = end === null ? kindOf(key) : kindOfRange(key, end.length === 0 ? Buffer.from([0]) : end);
+  return kind !== undefined ? sql`AND p.kind = ${kind}` : sql``;
 }
 
 function keyCond(sql: Sql, key: Buffer, end: Buffer | null): Fragment {

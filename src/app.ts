@@ -4,7 +4,9 @@ import type { Config } from './config.ts';
 import { EmbeddedPostgres } from './db/embedded.ts';
 import { checkSchema, migrate } from './db/migrate.ts';
 import { createSql, type Sql } from './db/sql.ts';
-import { describeTarget, targetFromUrl, type PgTarget } from './db/target.ts';
+import { describeTarget, type PgTarget } from './db/target.ts';
+import { resolveEndpoint } from './db/endpoint.ts';
+import { waitForDatabase } from './db/wait.ts';
 import type { Logger } from './log.ts';
 import { makeHeaderFn, type ServerContext } from './server/context.ts';
 import { kvService } from './server/kv.ts';
@@ -51,7 +53,10 @@ export class App {
     let embedded: EmbeddedPostgres | undefined;
     let target: PgTarget;
     if (cfg.endpoint) {
-      target = targetFromUrl(cfg.endpoint);
+      target = resolveEndpoint(cfg.endpoint, {
+        caFile: cfg.datastoreCafile, certFile: cfg.datastoreCertfile, keyFile: cfg.datastoreKeyfile, passwordFile: cfg.datastorePasswordFile,
+      });
+      await waitForDatabase(target, cfg.datastoreWaitTimeout, log.child({ mod: 'db' }));
     } else {
       embedded = new EmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPort, tcp: cfg.embeddedTcp, log: log.child({ mod: 'embedded-pg' }) });
       target = await embedded.start();

@@ -41,6 +41,20 @@ export const SETTINGS = {
     flag: 'endpoint', aliases: ['datastore-endpoint'], kind: optStr, default: undefined, env: ['DATABASE_URL'], secret: true,
     help: 'external PostgreSQL as a postgres:// URL (libpq parameters such as sslmode allowed); without it an embedded PostgreSQL runs in --data-dir',
   }),
+  datastoreCafile: setting({
+    flag: 'datastore-cafile', kind: file, default: undefined,
+    help: "CA certificate(s) that PostgreSQL's certificate must chain to (as the URL's sslrootcert; alone it means sslmode=verify-full)",
+  }),
+  datastoreCertfile: setting({ flag: 'datastore-certfile', kind: file, default: undefined, help: 'client certificate for TLS to PostgreSQL (as the URL\'s sslcert)' }),
+  datastoreKeyfile: setting({ flag: 'datastore-keyfile', kind: file, default: undefined, help: 'key of --datastore-certfile (as the URL\'s sslkey)' }),
+  datastorePasswordFile: setting({
+    flag: 'datastore-password-file', kind: file, default: undefined,
+    help: 'file holding the PostgreSQL password (else the URL\'s, PGPASSWORD, or PGPASSFILE/~/.pgpass)',
+  }),
+  datastoreWaitTimeout: setting({
+    flag: 'datastore-wait-timeout', kind: duration, default: 60_000,
+    help: 'how long a start waits for a PostgreSQL that is not up yet, retrying with backoff (0 = one try)',
+  }),
   dataDir: setting({ flag: 'data-dir', kind: str, default: './pgetcd-data', etcd: true, help: 'folder of the embedded PostgreSQL' }),
   embeddedPort: setting({ flag: 'embedded-port', kind: int, default: 5432, help: 'embedded PostgreSQL port (names its Unix socket)' }),
   embeddedTcp: setting({ flag: 'embedded-tcp', kind: bool, default: false, help: 'embedded PostgreSQL also listens on 127.0.0.1:port' }),
@@ -63,6 +77,10 @@ export const SETTINGS = {
   }),
   etcdVersion: setting({ flag: 'etcd-version', kind: str, default: '3.5.17', help: 'etcd version reported by Status' }),
   logLevel: setting({ flag: 'log-level', kind: choice(LOG_LEVELS), default: 'info', etcd: true, help: 'least severe log level written' }),
+  warningApplyDuration: setting({
+    flag: 'warning-apply-duration', kind: duration, default: 100, etcd: true,
+    help: 'requests slower than this are logged at warn with method, key prefix and duration (0 = never)',
+  }),
   logFormat: setting({
     flag: 'log-format', kind: choice(LOG_FORMATS), default: 'auto',
     help: 'json lines, or text for people; auto = text when stdout is a terminal, json otherwise',

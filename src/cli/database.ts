@@ -1,6 +1,7 @@
 import { EmbeddedPostgres } from '../db/embedded.ts';
 import { createSql, type Sql } from '../db/sql.ts';
-import { targetFromUrl, type PgTarget } from '../db/target.ts';
+import { resolveEndpoint } from '../db/endpoint.ts';
+import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
 import type { DbFlags } from './options.ts';
 
@@ -18,7 +19,7 @@ export async function openDatabase(flags: DbFlags, log: Logger): Promise<Databas
   let embedded: EmbeddedPostgres | undefined;
   let target: PgTarget;
   if (flags.endpoint) {
-    target = targetFromUrl(flags.endpoint);
+    target = resolveEndpoint(flags.endpoint, flags.datastore);
   } else {
     embedded = new EmbeddedPostgres({ dataDir: flags.dataDir, port: flags.embeddedPort, tcp: false, log: log.child({ mod: 'embedded-pg' }) });
     target = await embedded.start();

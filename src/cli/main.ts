@@ -1,6 +1,7 @@
 import { USAGE } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { CliError } from './output.ts';
+import { ConfigError } from '../config/load.ts';
 
 /** A subcommand: parses its own arguments and returns the exit status. */
 export type Command = (argv: string[]) => Promise<number>;
@@ -42,7 +43,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   try {
     return await (await entry.load())(rest);
   } catch (err) {
-    const code = err instanceof CliError ? err.code : 1;
+    const code = err instanceof CliError ? err.code : err instanceof ConfigError ? 2 : 1;
     if (!(err instanceof CliError) && process.env.PGETCD_DEBUG) createLogger('debug').error({ err }, 'command failed');
     process.stderr.write(`pgetcd ${first}: ${oneLine(err)}\n`);
     return code;

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SETTINGS } from '../config.ts';
 import { ConfigError, load } from '../config/load.ts';
+import type { EndpointOptions } from '../db/endpoint.ts';
 import { CliError, parseFormat, type Format } from './output.ts';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -14,6 +15,10 @@ export const COMMON_OPTIONS = {
   'data-dir': { type: 'string' },
   'embedded-port': { type: 'string' },
   'config-file': { type: 'string' },
+  'datastore-cafile': { type: 'string' },
+  'datastore-certfile': { type: 'string' },
+  'datastore-keyfile': { type: 'string' },
+  'datastore-password-file': { type: 'string' },
   'log-level': { type: 'string' },
   'output': { type: 'string', short: 'o' },
   'help': { type: 'boolean', short: 'h' },
@@ -25,6 +30,8 @@ export const COMMON_HELP = `Database (as for pgetcd serve):
   --data-dir DIR          embedded PostgreSQL folder (default ./pgetcd-data)
   --embedded-port N       embedded PostgreSQL port / socket name (default 5432)
   --config-file FILE      the server's YAML config file (its database settings are used)
+  --datastore-cafile, --datastore-certfile, --datastore-keyfile, --datastore-password-file FILE
+                          TLS and password for the database, as for pgetcd serve
 Output:
   -o, --output FORMAT     table (default) or json
   --log-level LEVEL       (default warn)
@@ -35,6 +42,7 @@ export interface DbFlags {
   endpoint: string | undefined;
   dataDir: string;
   embeddedPort: number;
+  datastore: EndpointOptions;
   logLevel: string;
   format: Format;
 }
@@ -68,17 +76,24 @@ export function parseCommand<O extends OptionSpec>(argv: string[], options: O, e
 }
 
 /** The server's database settings, read the server's way (flags > environment > config file). */
-const DB_SETTINGS = { endpoint: SETTINGS.endpoint, dataDir: SETTINGS.dataDir, embeddedPort: SETTINGS.embeddedPort, configFile: SETTINGS.configFile };
+const DB_SETTINGS = {
+  endpoint: SETTINGS.endpoint, dataDir: SETTINGS.dataDir, embeddedPort: SETTINGS.embeddedPort, configFile: SETTINGS.configFile,
+  datastoreCafile: SETTINGS.datastoreCafile, datastoreCertfile: SETTINGS.datastoreCertfile, datastoreKeyfile: SETTINGS.datastoreKeyfile,
+  datastorePasswordFile: SETTINGS.datastorePasswordFile,
+};
 
-function databaseSettings(v: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): { endpoint: string | undefined; dataDir: string; embeddedPort: number } {
+function databaseSettings(v: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): { endpoint: string | undefined; dataDir: string; embeddedPort: number; datastore: EndpointOptions } {
   const argv: string[] = [];
-  for (const name of ['endpoint', 'data-dir', 'embedded-port', 'config-file']) {
+  for (const name of ['endpoint', 'data-dir', 'embedded-port', 'config-file', 'datastore-cafile', 'datastore-certfile', 'datastore-keyfile', 'datastore-password-file']) {
     const x = v[name];
     if (typeof x === 'string') argv.push(`--${name}=${x}`);
   }
   try {
     const r = load(DB_SETTINGS, 'configFile', argv, env).values;
-    return { endpoint: r.endpoint || undefined, dataDir: r.dataDir, embeddedPort: r.embeddedPort };
+    return {
+      endpoint: r.endpoint || undefined, dataDir: r.dataDir, embeddedPort: r.embeddedPort,
+      datastore: { caFile: r.datastoreCafile, certFile: r.datastoreCertfile, keyFile: r.datastoreKeyfile, passwordFile: r.datastorePasswordFile },
+    };
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(err.message, 2);
     throw err;

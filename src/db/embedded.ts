@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from '../log.ts';
 import type { PgTarget } from './target.ts';
+import { ConfigError } from '../config/load.ts';
 
 const execFileP = promisify(execFile);
 
@@ -53,6 +54,7 @@ export class EmbeddedPostgres {
     this.bins = await locateBinaries();
     await hydrateSymlinks(this.bins.root);
     this.runAs = await ensureRunUser(this.pgData);
+    if (this.runAs) await checkReachable(this.socketDir, this.runAs);
     await fs.mkdir(this.socketDir, { recursive: true, mode: 0o700 });
     if (this.runAs) await fs.chown(this.socketDir, this.runAs.uid, this.runAs.gid);
 
@@ -200,6 +202,28 @@ async function ensureRunUser(pgData: string): Promise<RunAs | undefined> {
   const ids = await lookupUser('pgetcd');
   if (!ids) throw new Error('could not create the system user pgetcd to run PostgreSQL as');
   return ids;
+}
+
+/**
+ * PostgreSQL runs as another user than root: every existing folder above the data dir must let
+ * that user through, or initdb fails deep inside with "Permission denied". Said up front instead.
+ */
+async function checkReachable(dir: string, user: RunAs): Promise<void> {
+  let p = path.dirname(dir);
+  for (;;) {
+    try {
+      const st = await fs.stat(p);
+      const x = st.uid === user.uid ? st.mode & 0o100 : st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001;
+      if (!x) {
+        throw new ConfigError(`--data-dir: ${dir} is not reachable by the user PostgreSQL runs as (${user.name}): ${p} is mode ${(st.mode & 0o777).toString(8)}; use a folder it can reach or chmod o+x ${p}`);
+      }
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+    }
+    const up = path.dirname(p);
+    if (up === p) return;
+    p = up;
+  }
 }
 
 async function lookupUser(name: string): Promise<RunAs | undefined> {

@@ -25,6 +25,8 @@ export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
     ...(opts.onclose ? { onclose: opts.onclose } : {}),
     ...(opts.maxLifetime !== undefined ? { max_lifetime: opts.maxLifetime } : {}),
     connection: { application_name: 'pgetcd' },
+    ssl: t.ssl ? { ...t.ssl } : false,
+    ...(t.password !== undefined ? { password: t.password } : {}),
     types: {
       int8num: {
         to: 20,

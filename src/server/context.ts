@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 import { toGrpcError } from './errors.ts';
 import { requestSize } from './proto.ts';
+import { warnIfSlow } from './slow.ts';
 import type { WireHeader, WireUint64 } from './wire.ts';
 
 /** What every gRPC service of one pgetcd instance shares. */
@@ -44,6 +45,8 @@ export function unary<Req extends object, Res>(
   f: (req: Req, size: number) => Promise<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    const t0 = performance.now();
+    const done = (): void => warnIfSlow(ctx.log, ctx.cfg.warningApplyDuration, call.getPath(), call.request, t0);
     let p: Promise<Res>;
     try {
       p = f(call.request, requestSize(call.request));
@@ -51,6 +54,6 @@ export function unary<Req extends object, Res>(
       callback(toGrpcError(err, ctx.log));
       return;
     }
-    p.then((res) => callback(null, res), (err: unknown) => callback(toGrpcError(err, ctx.log)));
+    p.then((res) => { done(); callback(null, res); }, (err: unknown) => { done(); callback(toGrpcError(err, ctx.log)); });
   };
 }

@@ -40,6 +40,17 @@ export interface FeedStats {
   reconnects: number;
 }
 
+/**
+ * Test-only fault injection into the read path: given the revision a read would continue from,
+ * returns the one it reads from instead (a later one makes a real gap, an earlier one a real
+ * overlap). Undefined (one check per read) in production.
+ */
+export type ReadFault = (after: number) => number | Promise<number>;
+let readFault: ReadFault | undefined;
+export function setReadFaultForTests(f: ReadFault | undefined): void {
+  readFault = f;
+}
+
 interface Waiter {
   /** Index of the first read that satisfies this waiter. */
   after: number;
@@ -203,9 +214,11 @@ export class Feed {
     while (!this.stopped && (this.wanted > this.revision || this.waiters.length > 0)) {
       const index = ++this.readsStarted;
       let batch;
+      let from = this.revision;
       try {
         this.stats.reads++;
-        batch = await readLog(this.opts.sql, this.revision, this.opts.window);
+        if (readFault) from = await readFault(from);
+        batch = await readLog(this.opts.sql, from, this.opts.window);
         this.retryDelay = 0;
       } catch (err) {
         this.stats.readErrors++;
@@ -215,7 +228,6 @@ export class Feed {
         return;
       }
       if (this.stopped) return;
-      const from = this.revision;
       const compactChanged = batch.compactRevision !== this.compactRevision;
       this.revision = batch.coveredTo;
       this.compactRevision = batch.compactRevision;

@@ -1,7 +1,7 @@
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { KeyIndex } from './keyindex.ts';
-import { readRange } from './logread.ts';
+import { readLog, readRange } from './logread.ts';
 import { Ring } from './ring.ts';
 import { inKeyRange, type FeedEvent, type KeyRange, type LogBatch } from './types.ts';
 
@@ -21,7 +21,18 @@ export interface WatchSink {
   synced(): void;
   /** Catch-up waits on this before each chunk: resolves when the stream has room again. */
   writable(): Promise<void> | undefined;
+  /** The hub cannot give the watcher every event (see MSG_FEED_GAP): it gets no more events. */
+  canceled(reason: string): void;
 }
+
+/**
+ * Why synced watchers are canceled when the feed skipped revisions that can no longer be read
+ * (compacted, or the database kept failing): pgetcd's own text. The client watches again from
+ * the last revision it received and catches up from history, or learns it was compacted.
+ */
+export const MSG_FEED_GAP = 'etcdserver: watch missed revisions on the server that cannot be read back; watch again from the last revision received';
+/** Attempts at reading a gap back before its watchers are canceled. */
+const GAP_READ_ATTEMPTS = 4;
 
 type State = 'synced' | 'unsynced' | 'compacted' | 'removed';
 
@@ -52,6 +63,11 @@ export interface HubStats {
   dbCatchupReads: number;
   dbCatchupErrors: number;
   compactedWatchers: number;
+  /** Batches that did not follow on from the hub's revision, and how they were handled. */
+  gaps: number;
+  gapsFilled: number;
+  gapWatchersCanceled: number;
+  overlaps: number;
 }
 
 /**
@@ -62,7 +78,7 @@ export interface HubStats {
  * runs one thing at a time, so that move happens between two batches: no gap, no duplicate.
  */
 export class Hub {
-  readonly stats: HubStats = { batches: 0, deliveries: 0, ringCatchups: 0, dbCatchupReads: 0, dbCatchupErrors: 0, compactedWatchers: 0 };
+  readonly stats: HubStats = { batches: 0, deliveries: 0, ringCatchups: 0, dbCatchupReads: 0, dbCatchupErrors: 0, compactedWatchers: 0, gaps: 0, gapsFilled: 0, gapWatchersCanceled: 0, overlaps: 0 };
   /** Every event up to this revision has been handed to the synced watchers. */
   revision = 0;
   compactRevision = 0;
@@ -73,6 +89,8 @@ export class Hub {
   private active = 0;
   private stopped = false;
   private readonly advanceListeners = new Set<() => void>();
+  /** Set while a gap is read back: batches that arrive meanwhile wait here, in order. */
+  private held: LogBatch[] | undefined;
 
   constructor(private readonly opts: HubOptions) {
     this.ring = new Ring(0, opts.ringEvents, opts.ringBytes);
@@ -105,14 +123,85 @@ export class Hub {
     this.advanceListeners.delete(f);
   }
 
-  /** A batch from the feed: every event in (b.from, b.to]. */
+  /**
+   * A batch from the feed: every event in (b.from, b.to]. The feed delivers contiguous batches;
+   * one that does not follow on never reaches a watcher as a hole or a duplicate: revisions
+   * already delivered are dropped, and missing ones are read back from kv_log first (batches
+   * arriving meanwhile wait); when they cannot be read, the synced watchers are canceled.
+   */
   onBatch(b: LogBatch): void {
     this.stats.batches++;
-    if (b.from !== this.revision) {
-      // The feed delivers contiguous batches; anything else is a bug worth a loud log.
-      this.opts.log.error({ from: b.from, hub: this.revision }, 'watch feed batch does not follow on');
-      this.ring.reset(b.from);
+    if (this.held) {
+      this.held.push(b);
+      return;
     }
+    if (b.from < this.revision) {
+      this.stats.overlaps++;
+      this.opts.log.error({ from: b.from, to: b.to, hub: this.revision }, 'watch feed batch overlaps revisions already delivered; dropping them');
+      if (b.to <= this.revision) {
+        this.compactRevision = Math.max(this.compactRevision, b.compactRevision);
+        return;
+      }
+      b = { ...b, from: this.revision, events: b.events.filter((e) => e.revision > this.revision) };
+    } else if (b.from > this.revision) {
+      this.stats.gaps++;
+      this.opts.log.error({ from: b.from, hub: this.revision }, 'watch feed batch skips revisions; reading them back');
+      this.held = [b];
+      void this.fillGap(this.revision, b.from);
+      return;
+    }
+    this.deliverBatch(b);
+  }
+
+  /** Reads (from, to] back from kv_log and delivers it, then the batches held meanwhile. */
+  private async fillGap(from: number, to: number): Promise<void> {
+    const filled: LogBatch[] = [];
+    let at = from;
+    let attempt = 0;
+    while (at < to && !this.stopped) {
+      try {
+        const r = await readLog(this.opts.sql, at, Math.min(to - at, this.opts.catchupRows));
+        // Physical compaction may have removed rows at or below the compact revision.
+        if (r.compactRevision > from) throw new Error(`revisions (${from}, ${to}] were compacted (at ${r.compactRevision})`);
+        if (r.coveredTo <= at) throw new Error(`kv_log ends at ${r.coveredTo}, before ${to}`);
+        const end = Math.min(r.coveredTo, to);
+        filled.push({ from: at, to: end, storeRevision: r.storeRevision, compactRevision: r.compactRevision, events: r.events.filter((e) => e.revision <= end) });
+        at = end;
+        attempt = 0;
+      } catch (err) {
+        if (++attempt < GAP_READ_ATTEMPTS && !/compacted/.test(String(err))) {
+          this.opts.log.warn({ err, from: at, to }, 'reading a watch feed gap back failed; retrying');
+          await new Promise<void>((resolve) => setTimeout(resolve, 100 * 2 ** attempt).unref());
+          continue;
+        }
+        this.opts.log.error({ err, from, to }, 'a watch feed gap cannot be read back; canceling synced watchers');
+        this.cancelSynced(MSG_FEED_GAP);
+        this.ring.reset(to);
+        this.revision = to;
+        break;
+      }
+    }
+    if (this.stopped) return;
+    if (at >= to) this.stats.gapsFilled++;
+    if (at >= to) for (const f of filled) this.deliverBatch(f);
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const b of held) this.onBatch(b);
+  }
+
+  /** Cancels every synced watcher (they would otherwise miss events). */
+  private cancelSynced(reason: string): void {
+    const ws: Watch[] = [];
+    this.synced.forEach((w) => ws.push(w));
+    for (const w of ws) {
+      this.synced.remove(w, w.spec.range);
+      w.state = 'removed';
+      this.stats.gapWatchersCanceled++;
+      w.sink.canceled(reason);
+    }
+  }
+
+  private deliverBatch(b: LogBatch): void {
     this.compactRevision = b.compactRevision;
     this.ring.append(b.events, b.to);
     this.revision = b.to;

@@ -65,6 +65,12 @@ export class KeyIndex<W> {
     return true;
   }
 
+  /** Calls f for every watcher (f must not change the index). */
+  forEach(f: (w: W) => void): void {
+    for (const s of this.single.values()) for (const w of s) f(w);
+    for (const iv of this.ranges.values()) for (const w of iv.members) f(w);
+  }
+
   /** Calls f for every watcher whose range holds key. */
   forEachMatch(key: string, f: (w: W) => void): void {
     const s = this.single.get(key);

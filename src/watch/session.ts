@@ -146,6 +146,10 @@ class SessionWatcher implements WatchSink {
     this.session.checkDeferredProgress();
   }
 
+  canceled(reason: string): void {
+    this.session.canceledByHub(this, reason);
+  }
+
   writable(): Promise<void> | undefined {
     return this.session.room();
   }
@@ -301,6 +305,15 @@ export class Session {
         for (const id of [...this.watchers.keys()]) cancelOne(id);
         break;
     }
+    this.checkDeferredProgress();
+  }
+
+  /** The hub dropped a watcher it could not serve: tell the client why. */
+  canceledByHub(w: SessionWatcher, reason: string): void {
+    if (this.closed || this.watchers.get(w.id) !== w) return;
+    this.watchers.delete(w.id);
+    this.maybeUnsynced.delete(w);
+    this.sendControl({ ...blank(w.id, this.hub.revision), canceled: true, cancelReason: reason });
     this.checkDeferredProgress();
   }
 

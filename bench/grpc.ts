@@ -47,10 +47,10 @@ export class Pool {
   readonly conns: Conn[] = [];
 
   /** `timeoutMs`: deadline of every unary call that does not name one (a lost reply fails, never hangs). */
-  constructor(endpoints: string[], conns: number, driver: Driver = 'http2', timeoutMs = 60_000) {
+  constructor(endpoints: string[], conns: number, driver: Driver = 'http2', timeoutMs = 60_000, urlAuthority = false) {
     for (let i = 0; i < conns; i++) {
       const ep = endpoints[i % endpoints.length]!;
-      this.conns.push(driver === 'http2' ? new H2Conn(ep, timeoutMs) : new GrpcJsConn(ep, i, timeoutMs));
+      this.conns.push(driver === 'http2' ? new H2Conn(ep, timeoutMs, urlAuthority) : new GrpcJsConn(ep, i, timeoutMs));
     }
   }
 
@@ -119,8 +119,12 @@ class H2Conn implements Conn {
   private readonly connected: Promise<void>;
   private readonly authority: string;
 
-  constructor(endpoint: string, private readonly timeoutMs: number) {
+  /** Set: every request's `:authority` is `http://host:port` instead of node's `host:port`. */
+  private readonly urlAuthority: string | undefined;
+
+  constructor(endpoint: string, private readonly timeoutMs: number, urlAuthority = false) {
     this.authority = endpoint;
+    this.urlAuthority = urlAuthority ? `http://${endpoint}` : undefined;
     this.session = http2.connect(`http://${endpoint}`, {
       settings: { initialWindowSize: H2_WINDOW, enablePush: false },
       maxSessionMemory: 512,
@@ -150,7 +154,9 @@ class H2Conn implements Conn {
 
   /** No grpc-timeout header: the deadline is enforced here, so the server keeps no timer per call. */
   private request(path: string): http2.ClientHttp2Stream {
-    return this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', 'te': 'trailers' });
+    const h: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', 'te': 'trailers' };
+    if (this.urlAuthority) h[':authority'] = this.urlAuthority;
+    return this.session.request(h);
   }
 
   unary(path: string, req: Buffer, timeoutMs = this.timeoutMs): Promise<Buffer> {

@@ -54,7 +54,7 @@ const OPTIONS = {
   'only': { type: 'string' }, 'etcd': { type: 'string' }, 'database-url': { type: 'string' }, 'instances': { type: 'string' },
   'pgetcd-arg': { type: 'string', multiple: true }, 'profile': { type: 'string' }, 'no-pgss': { type: 'boolean' },
   'settle': { type: 'string' }, 'keep': { type: 'boolean' }, 'json': { type: 'string' }, 'quiet': { type: 'boolean' },
-  'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'timeout': { type: 'string' }, 'help': { type: 'boolean', short: 'h' },
+  'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'timeout': { type: 'string' }, 'url-authority': { type: 'boolean' }, 'help': { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -69,6 +69,7 @@ function commonFrom(o: Opts, smoke: boolean): CommonOptions {
     driver: o.oneOf('driver', ['http2', 'grpc-js'] as const, 'http2'),
     timeoutMs: o.num('timeout', smoke ? 15 : 60) * 1000,
     smoke,
+    urlAuthority: o.has('url-authority'),
   };
 }
 
@@ -128,7 +129,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 async function measure(p: Planned, t: RunningTarget, repeat: number, settle: number, note: (m: string) => void): Promise<RunResult> {
   const { workload: w, common } = p;
-  const pool = new Pool(t.endpoints, w.conns ?? common.conns, common.driver, common.timeoutMs);
+  const pool = new Pool(t.endpoints, w.conns ?? common.conns, common.driver, common.timeoutMs, common.urlAuthority);
   try {
     await pool.ready();
     const ctx: WorkloadContext = { target: t.kind, endpoints: t.endpoints, pool, common, note: (m) => note(`${t.kind}: ${m}`) };

@@ -26,6 +26,8 @@ export interface CommonOptions {
   timeoutMs: number;
   /** Smoke mode: everything tiny. */
   smoke: boolean;
+  /** Send `:authority: http://host:port` (as etcdctl's per-endpoint calls and kube-apiserver's Status do). */
+  urlAuthority?: boolean;
 }
 
 export interface WorkloadContext {

@@ -69,7 +69,7 @@ export async function listen(url: string, opts: ListenOptions): Promise<Listener
       socket.resume();
       return;
     }
-    h2Gate(socket, log).then((conn) => {
+    h2Gate(socket, { log }).then((conn) => {
       if (conn) injector.injectConnection(conn);
     }, (err: unknown) => {
       log?.debug({ err }, 'HTTP/2 connection failed before gRPC took it');

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
@@ -42,6 +43,29 @@ func maintenanceChecks(r *Runner) {
 		}
 		if len(s.Errors) != 0 || s.IsLearner {
 			return errorf("errors=%q is_learner=%v", s.Errors, s.IsLearner)
+		}
+		return nil
+	})
+
+	// kube-apiserver passes its --etcd-servers URLs (http://host:port) to Status unchanged;
+	// clientv3 dials them as given, so :authority is the whole URL.
+	r.Check("maintenance.url_endpoint", func(ctx context.Context) error {
+		ep := c.Endpoints()[0]
+		if !strings.Contains(ep, "://") {
+			ep = "http://" + ep
+		}
+		s, err := c.Status(ctx, ep)
+		if err != nil {
+			return errorf("Status(%q): %v", ep, err)
+		}
+		if err := wantHeader(s.Header); err != nil {
+			return err
+		}
+		if _, err := c.HashKV(ctx, ep, 0); err != nil {
+			return errorf("HashKV(%q): %v", ep, err)
+		}
+		if _, err := c.Defragment(ctx, ep); err != nil {
+			return errorf("Defragment(%q): %v", ep, err)
 		}
 		return nil
 	})

@@ -83,6 +83,8 @@ export class Feed {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = 0;
+  /** When the LISTEN connection went down (Date.now()); undefined while it is up. */
+  private downSince: number | undefined = Date.now();
 
   constructor(private readonly opts: FeedOptions) {}
 
@@ -109,10 +111,12 @@ export class Feed {
       this.poke(r);
     });
     sub.events.on('reconnect', (attempt: number) => {
+      this.downSince ??= Date.now();
       if (attempt === 1) this.stats.reconnects++;
       this.opts.log.warn({ attempt }, 'LISTEN connection lost; reconnecting');
     });
     sub.events.on('connected', () => {
+      this.downSince = undefined;
       if (this.stopped) {
         // A reconnect that finished after stop(): release it.
         void sub.close().catch(() => undefined);
@@ -128,6 +132,7 @@ export class Feed {
       this.opts.log.error({ err }, 'LISTEN connection failed');
     });
     await sub.connect();
+    this.downSince = undefined;
     await sub.listenTo(CHANNEL);
     // LISTEN is active: every later commit notifies us, so starting at the revision read now
     // leaves no gap.
@@ -136,6 +141,11 @@ export class Feed {
     this.compactRevision = first.compactRevision;
     this.wanted = this.revision;
     this.started = true;
+  }
+
+  /** How long the LISTEN connection has been down (ms); undefined while it is up. */
+  get downForMs(): number | undefined {
+    return this.downSince === undefined ? undefined : Date.now() - this.downSince;
   }
 
   async stop(): Promise<void> {

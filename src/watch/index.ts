@@ -32,6 +32,8 @@ export interface WatchStats {
 
 export interface WatchComponent extends Component {
   stats(): WatchStats;
+  /** How long the LISTEN connection has been down (ms); undefined while it is up. */
+  listenerDownForMs(): number | undefined;
 }
 
 /**
@@ -78,6 +80,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
       hub.stop();
       await feed.stop();
     },
+    listenerDownForMs: () => feed.downForMs,
     stats: () => ({
       feed: { ...feed.stats }, hub: { ...hub.stats }, revision: hub.revision, streams: service.streams,
       syncedWatchers: hub.syncedCount, unsyncedWatchers: hub.unsyncedCount,

@@ -18,7 +18,9 @@ import { createWatchComponent } from './watch/index.ts';
 import { createLeaseComponent } from './lease/index.ts';
 import { createMaintenanceComponent } from './server/maintenance.ts';
 import { Store } from './store/store.ts';
-import { listen, type HttpHandler, type Listener } from './net/listener.ts';
+import { listen, type Listener } from './net/listener.ts';
+import { Observability } from './observability.ts';
+import { instrumentService } from './server/instrument.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -37,6 +39,7 @@ export class App {
   private stopping: Promise<void> | undefined;
 
   private constructor(
+    readonly observability: Observability,
     readonly cfg: Config,
     readonly log: Logger,
     readonly target: PgTarget,
@@ -50,6 +53,17 @@ export class App {
   }
 
   static async start(cfg: Config, log: Logger): Promise<App> {
+    // First: /livez answers and /readyz says why not ready while the database starts.
+    const obs = await Observability.start(cfg, log);
+    try {
+      return await App.startWith(obs, cfg, log);
+    } catch (err) {
+      await obs.stop();
+      throw err;
+    }
+  }
+
+  private static async startWith(obs: Observability, cfg: Config, log: Logger): Promise<App> {
     let embedded: EmbeddedPostgres | undefined;
     let target: PgTarget;
     if (cfg.endpoint) {
@@ -65,6 +79,7 @@ export class App {
     try {
       await checkSchema(target, cfg.migrate);
       if (cfg.migrate) await migrate(target, log.child({ mod: 'migrate' }));
+      obs.health.markMigrated();
       const sql = createSql(target, { max: 16 });
       const [meta] = (await sql`SELECT cluster_id::text AS cluster_id FROM meta WHERE id = 1`.catch(async (err: unknown) => {
         await sql.end({ timeout: 1 });
@@ -83,10 +98,11 @@ export class App {
         maxBatch: cfg.maxBatch,
         maxBatchBytes: cfg.maxBatchBytes,
         keyIndex: cfg.keyIndex,
+        observer: obs.metrics,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
       });
       const ctx: ServerContext = {
-        cfg, sql, target, store, log, clusterId, memberId,
+        cfg, sql, target, store, log, clusterId, memberId, metrics: obs.metrics,
         maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
       };
       const server = new grpc.Server({
@@ -98,22 +114,46 @@ export class App {
         'grpc.http2.min_ping_interval_without_data_ms': 5000,
       });
       const proto = loadEtcdProto();
-      server.addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
-      server.addService(withRequestSizes(proto.services.Auth), authService(ctx));
-      const components = [createWatchComponent(ctx), createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
+      // etcd's gRPC metrics wrap every service where it is registered (off: nothing is wrapped).
+      const addService = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => {
+        if (!obs.metrics.enabled) return server.addService(def, impl);
+        server.addService(...instrumentService(def, impl, (type, service, method) => obs.metrics.grpcMethod(type, service, method)));
+      };
+      addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
+      addService(withRequestSizes(proto.services.Auth), authService(ctx));
+      const watch = createWatchComponent(ctx);
+      const components = [watch, createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {
-          server.addService(withRequestSizes(c.definitions?.[name as ServiceName] ?? proto.services[name as ServiceName]), impl);
+          addService(withRequestSizes(c.definitions?.[name as ServiceName] ?? proto.services[name as ServiceName]), impl);
         }
       }
-      const app = new App(cfg, log, target, sql, server, embedded, ctx, components);
+      const app = new App(obs, cfg, log, target, sql, server, embedded, ctx, components);
       try {
         for (const c of components) {
           await c.start();
           app.started.push(c);
         }
+        obs.attach({
+          sql,
+          listenerDownForMs: () => watch.listenerDownForMs(),
+          indexReady: () => !cfg.keyIndex || store.indexStats().revision >= 0,
+          sources: {
+            revision: () => watch.stats().revision,
+            compactRevision: () => watch.stats().compactRevision,
+            keys: () => (cfg.keyIndex && store.indexStats().revision >= 0 ? store.indexStats().keys : undefined),
+            pendingWrites: () => store.writer.pending,
+            watch: () => {
+              const w = watch.stats();
+              return {
+                streams: w.streams, synced: w.syncedWatchers, unsynced: w.unsyncedWatchers, notifications: w.feed.notifications,
+                reconnects: w.feed.reconnects, reads: w.feed.reads, catchupReads: w.hub.dbCatchupReads, localDeliveries: w.feed.localDeliveries,
+              };
+            },
+          },
+        });
         for (const url of cfg.listenClientUrls) {
-          const l = await listen(url, { grpc: server, http: clientHttpHandler(cfg), log: log.child({ mod: 'net' }) });
+          const l = await listen(url, { grpc: server, http: obs.handle, log: log.child({ mod: 'net' }) });
           app.listeners.push(l);
           app.ports.push(l.port);
           log.info({ listen: url, port: l.port }, 'serving etcd gRPC');
@@ -149,27 +189,9 @@ export class App {
     await this.store.close();
     await this.sql.end({ timeout: 5 });
     await this.embedded?.stop();
+    await this.observability.stop();
     this.log.info('stopped');
   }
-}
-
-/**
- * HTTP/1.1 on the client port until the observability app (src/http/) is mounted here:
- * etcd's /version and /health answers.
- */
-function clientHttpHandler(cfg: Config): HttpHandler {
-  return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/version') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ etcdserver: cfg.etcdVersion, etcdcluster: `${cfg.etcdVersion.split('.').slice(0, 2).join('.')}.0` }));
-    } else if (path === '/health') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ health: 'true', reason: '' }));
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
-    }
-  };
 }
 
 /** A stable uint64 member ID from the cluster ID and this member's name and URLs. */

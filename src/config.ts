@@ -26,6 +26,9 @@ export { ConfigError } from './config/load.ts';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const LOG_FORMATS = ['auto', 'json', 'text'] as const;
+const METRICS_MODES = ['extensive', 'basic', 'off'] as const;
+/** etcd's DefaultQuotaBytes: what --quota-backend-bytes 0 means. */
+export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 
 export const SETTINGS = {
   name: setting({ flag: 'name', kind: str, default: 'default', etcd: true, help: 'member name' }),
@@ -85,6 +88,22 @@ export const SETTINGS = {
     flag: 'log-format', kind: choice(LOG_FORMATS), default: 'auto',
     help: 'json lines, or text for people; auto = text when stdout is a terminal, json otherwise',
   }),
+  listenMetricsUrls: setting({
+    flag: 'listen-metrics-urls', kind: urls, default: ['http://127.0.0.1:2381'], etcd: true,
+    help: 'URLs to serve /metrics, /health, /livez, /readyz and /version on, comma separated ("" for none)',
+  }),
+  metrics: setting({
+    flag: 'metrics', kind: choice(METRICS_MODES), default: 'extensive', etcd: true,
+    help: "etcd's metrics level: extensive adds the gRPC latency histogram (etcd's dashboards and alerts use it; etcd's default is basic); off records nothing",
+  }),
+  metricsSampleIntervalMs: setting({
+    flag: 'metrics-sample-interval', kind: duration, default: 30_000,
+    help: 'how often database sizes and kv_log partitions are measured for /metrics (in the background, never in a scrape)',
+  }),
+  quotaBackendBytes: setting({
+    flag: 'quota-backend-bytes', kind: count, default: 0, etcd: true, defaultText: '0 (2 GiB, as etcd)',
+    help: 'database size alerts compare against (etcd_server_quota_backend_bytes); pgetcd does not refuse writes at it',
+  }),
   configFile: setting({
     flag: 'config-file', kind: file, default: undefined, etcd: true,
     help: "YAML file of settings: etcd's config file keys (client-transport-security included) and pgetcd's flag names",
@@ -109,6 +128,7 @@ function derive(cfg: Config): Config {
   if (cfg.listenClientUrls.length === 0) throw new ConfigError('--listen-client-urls: at least one URL is needed');
   if (cfg.advertiseClientUrls.length === 0) cfg.advertiseClientUrls = [...cfg.listenClientUrls];
   if (cfg.listenClientUrls.some((u) => u.startsWith('https://'))) throw new ConfigError('--listen-client-urls: https:// is not supported yet');
+  if (cfg.listenMetricsUrls.some((u) => u.startsWith('https://'))) throw new ConfigError('--listen-metrics-urls: https:// is not supported yet');
   return cfg;
 }
 

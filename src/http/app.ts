@@ -1,5 +1,5 @@
 import http from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import { healthPlugin } from './health.ts';
 import { metricsPlugin } from './metrics.ts';
@@ -35,7 +35,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<HttpApp> {
   let handler: HttpHandler | undefined;
   const fastify = Fastify({
     loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     serverFactory: (h) => {
       handler = h;
       return http.createServer(h);

@@ -19,7 +19,7 @@ export interface HttpListener {
  * The one place an HTTP listener is built from a URL: https:// is added here with TLS settings.
  */
 export async function listenHttp(url: string, handler: HttpHandler, log: Logger): Promise<HttpListener> {
-  const u = new URL(url);
+  const u = new URL(url.includes('://') ? url : `http://${url}`);
   if (u.protocol !== 'http:') throw new Error(`${url}: only http:// listen URLs are supported`);
   const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handler);
   guard(server);

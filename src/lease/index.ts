@@ -17,7 +17,10 @@ export function createLeaseComponent(ctx: ServerContext): Component {
     log,
     name: ctx.cfg.name,
     revoke: (id) => ctx.store.leaseRevoke(id).then(
-      () => undefined,
+      () => {
+        ctx.metrics.leaseRevoked();
+        ctx.metrics.leaseExpired();
+      },
       (err: unknown) => {
         if (isStoreError(err) && err.code === 'LeaseNotFound') return; // revoked meanwhile
         throw err;

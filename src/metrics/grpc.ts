@@ -24,6 +24,8 @@ export class MethodStats {
   started = 0;
   received = 0;
   sent = 0;
+  receivedBytes = 0;
+  sentBytes = 0;
   readonly handled = new Array<number>(CODE_NAMES.length).fill(0);
   /** Cumulative at scrape time; here per bucket (last slot: above the largest bound). */
   readonly buckets = new Array<number>(HANDLING_BUCKETS.length + 1).fill(0);
@@ -48,42 +50,53 @@ export class MethodStats {
   }
 }
 
+const HANDLING_NAME = 'grpc_server_handling_seconds';
+const HANDLING_HELP = 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.';
+
 /** grpc_server_handling_seconds filled from MethodStats when scraped. */
 class HandlingHistogram extends Histogram<string> {
   constructor(registers: Registry[], private readonly methods: () => Iterable<MethodStats>) {
     super({
-      name: 'grpc_server_handling_seconds',
-      help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+      name: HANDLING_NAME,
+      help: HANDLING_HELP,
       labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
       buckets: HANDLING_BUCKETS,
       registers,
     });
   }
 
-  override async get(): ReturnType<Histogram<string>['get']> {
-    const base = await super.get();
-    const values: typeof base.values = [];
+  /**
+   * prom-client formats a histogram from getForPromString (its get() splays that): the buckets
+   * come from the method records instead of observe() calls.
+   */
+  async getForPromString(): Promise<{ name: string; help: string; type: string; aggregator: string; values: PromValue[] }> {
+    const values: PromValue[] = [];
+    const shared = {};
     for (const m of this.methods()) {
       const labels = m.labels();
       let cum = 0;
       HANDLING_BUCKETS.forEach((le, i) => {
         cum += m.buckets[i]!;
-        values.push({ metricName: 'grpc_server_handling_seconds_bucket', labels: { ...labels, le }, value: cum });
+        values.push({ metricName: 'grpc_server_handling_seconds_bucket', labels: { ...labels, le }, sharedLabels: shared, value: cum });
       });
       cum += m.buckets[HANDLING_BUCKETS.length]!;
-      values.push({ metricName: 'grpc_server_handling_seconds_bucket', labels: { ...labels, le: '+Inf' }, value: cum });
-      values.push({ metricName: 'grpc_server_handling_seconds_sum', labels, value: m.sum });
-      values.push({ metricName: 'grpc_server_handling_seconds_count', labels, value: m.count });
+      values.push({ metricName: 'grpc_server_handling_seconds_bucket', labels: { ...labels, le: '+Inf' }, sharedLabels: shared, value: cum });
+      values.push({ metricName: 'grpc_server_handling_seconds_sum', labels: { ...labels }, sharedLabels: shared, value: m.sum });
+      values.push({ metricName: 'grpc_server_handling_seconds_count', labels: { ...labels }, sharedLabels: shared, value: m.count });
     }
-    return { ...base, values };
+    return { name: HANDLING_NAME, help: HANDLING_HELP, type: 'histogram', aggregator: 'sum', values };
   }
+}
+
+interface PromValue {
+  metricName: string;
+  labels: Record<string, string | number>;
+  sharedLabels: Record<string, string>;
+  value: number;
 }
 
 export class GrpcMetrics {
   private readonly methods = new Map<string, MethodStats>();
-  /** etcd_network_client_grpc_{received,sent}_bytes_total. */
-  receivedBytes = 0;
-  sentBytes = 0;
 
   constructor(registers: Registry[], private readonly timed: boolean) {
     const all = (): Iterable<MethodStats> => this.methods.values();
@@ -117,8 +130,14 @@ export class GrpcMetrics {
     const bytes = (name: string, help: string, pick: () => number): void => {
       new Counter({ name, help, registers, collect() { this.reset(); this.inc(pick()); } });
     };
-    bytes('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', () => this.receivedBytes);
-    bytes('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', () => this.sentBytes);
+    const total = (pick: (m: MethodStats) => number) => (): number => {
+      let n = 0;
+      for (const m of all()) n += pick(m);
+      return n;
+    };
+    // Message bytes as etcd counts them (protobuf payloads, without gRPC and HTTP/2 framing).
+    bytes('etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.', total((m) => m.receivedBytes));
+    bytes('etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.', total((m) => m.sentBytes));
   }
 
   /** The record of one method (created at registration, so every method shows from the start). */

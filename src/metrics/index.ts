@@ -138,9 +138,15 @@ export class Metrics {
     computedCounter('pgetcd_watch_catchup_reads_total', 'Reads of kv_log by watchers catching up from history older than the in-memory ring.', () => this.sources.watch?.().catchupReads);
     computedCounter('pgetcd_watch_listener_reconnects_total', 'Times the LISTEN connection was lost and reconnecting began.', () => this.sources.watch?.().reconnects);
     gauge('pgetcd_watch_listener_up', 'Whether the LISTEN connection that feeds watchers is connected (1) or not (0).', () => (this.listenerUp ? 1 : 0));
-    gauge('pgetcd_db_pool_connections_open', 'Open connections of the database pool.', () => this.sources.pool?.().open);
-    gauge('pgetcd_db_pool_connections_busy', 'Connections of the database pool running a query.', () => this.sources.pool?.().busy);
-    gauge('pgetcd_db_pool_waiting_queries', 'Queries waiting for a connection of the database pool.', () => this.sources.pool?.().waiting);
+    new Gauge({
+      name: 'pgetcd_db_connections',
+      help: 'Connections of every pgetcd instance to this database by state (pg_stat_activity, sampled in the background); state="waiting" counts those waiting on a lock.',
+      labelNames: ['state'], registers,
+      collect() {
+        this.reset();
+        for (const c of self.sample?.connections ?? []) this.set({ state: c.state }, c.count);
+      },
+    });
     this.expiryLag = histogram('pgetcd_lease_expiry_lag_seconds', 'Time from a lease\'s expiry to its revocation by the expiring instance.',
       exponentialBuckets(0.01, 2, 14));
     this.compactionRows = counter('pgetcd_compaction_rows_removed_total', 'kv_log rows removed by physical compaction.');
@@ -220,11 +226,11 @@ export class Metrics {
     if (this.enabled && n > 0) this.leasesRenewed.inc(n);
   }
 
-  /** A lease was revoked by expiry, `lagSeconds` after it expired. */
-  leaseExpired(lagSeconds: number): void {
+  /** A lease was revoked by expiry (`lagSeconds` after it expired, when known). */
+  leaseExpired(lagSeconds?: number): void {
     if (!this.enabled) return;
     this.leasesExpired.inc();
-    this.expiryLag.observe(Math.max(0, lagSeconds));
+    if (lagSeconds !== undefined) this.expiryLag.observe(Math.max(0, lagSeconds));
   }
 
   /** The change feed handed `events` to the hub; `lagSeconds` since the NOTIFY that asked for them. */

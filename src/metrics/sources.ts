@@ -12,8 +12,6 @@ export interface MetricSources {
   /** Write requests queued or in a commit. */
   pendingWrites?: () => number;
   watch?: () => WatchNumbers;
-  /** Database pool connections: open, and in use by a query. */
-  pool?: () => { open: number; busy: number; waiting: number };
 }
 
 export interface WatchNumbers {
@@ -36,4 +34,5 @@ export interface DatabaseSample {
   compactRevision: number;
   revision: number;
   partitions: Array<{ partition: string; rows: number; bytes: number }>;
+  connections: Array<{ state: string; count: number }>;
 }

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { Sql } from '../db/sql.ts';
 import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics/index.ts';
 import type { Store } from '../store/store.ts';
 import { toGrpcError } from './errors.ts';
 import { requestSize } from './proto.ts';
@@ -18,6 +19,8 @@ export interface ServerContext {
   /** Where the database is (for components that need a dedicated connection, e.g. LISTEN). */
   target: PgTarget;
   log: Logger;
+  /** Where handlers count etcd's request metrics (no-ops with --metrics=off). */
+  metrics: Metrics;
   clusterId: string;
   memberId: string;
   /** etcd's --max-request-bytes: larger write requests get "request is too large". */

@@ -4,7 +4,23 @@ import { RangeResponseEncoder } from './rangecodec.ts';
 import {
   deleteFromWire, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
 } from './convert.ts';
+import type { TxnResponse } from '../store/types.ts';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.ts';
+
+/** etcd counts the operations of the branch a txn took, nested txns' included (mvcc/metrics_txn.go). */
+function countTxnOps(ctx: ServerContext, r: TxnResponse): void {
+  const n = { ranges: 0, puts: 0, deletes: 0 };
+  const walk = (t: TxnResponse): void => {
+    for (const op of t.responses) {
+      if (op.type === 'range') n.ranges++;
+      else if (op.type === 'put') n.puts++;
+      else if (op.type === 'delete') n.deletes++;
+      else walk(op.txn);
+    }
+  };
+  walk(r);
+  ctx.metrics.kvOps(n.ranges, n.puts, n.deletes);
+}
 
 /** etcdserverpb.KV: translation only; semantics live in the store. */
 export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation {
@@ -13,19 +29,24 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
   return {
     // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
     Range: unary(ctx, async (req: WireRangeRequest) => {
-      return rangeEncoder.encodePacked(await ctx.store.rangePacked(rangeFromWire(req)));
+      const r = await ctx.store.rangePacked(rangeFromWire(req));
+      ctx.metrics.kvOps(1, 0, 0);
+      return rangeEncoder.encodePacked(r);
     }),
     // The store checks each write, then its size as etcd counts it (the raft entry carrying it).
     Put: unary(ctx, async (req: WirePutRequest, size) => {
       const r = await ctx.store.put(putFromWire(req), raftEntrySize(envelope, size));
+      ctx.metrics.kvOps(0, 1, 0);
       return { header: ctx.header(r.header.revision), prev_kv: r.prev_kv };
     }),
     DeleteRange: unary(ctx, async (req: WireDeleteRangeRequest, size) => {
       const r = await ctx.store.deleteRange(deleteFromWire(req), raftEntrySize(envelope, size));
+      ctx.metrics.kvOps(0, 0, 1);
       return { header: ctx.header(r.header.revision), deleted: r.deleted, prev_kvs: r.prev_kvs };
     }),
     Txn: unary(ctx, async (req: WireTxnRequest, size) => {
       const r = await ctx.store.txn(txnFromWire(req), raftEntrySize(envelope, size));
+      if (ctx.metrics.enabled) countTxnOps(ctx, r);
       return { header: ctx.header(r.header.revision), ...txnToWire(r) };
     }),
     Compact: unary(ctx, async (req: WireCompactionRequest) => {

@@ -21,10 +21,12 @@ export function leaseService(ctx: ServerContext, lessor: Lessor): LeaseService {
   const impl: grpc.UntypedServiceImplementation = {
     LeaseGrant: unary(ctx, async (req: WireLeaseGrantRequest) => {
       const r = await lessor.grant(req.ID, req.TTL);
+      ctx.metrics.leaseGranted();
       return { header: ctx.header(r.revision), ID: r.id, TTL: String(r.ttl), error: '' };
     }),
     LeaseRevoke: unary(ctx, async (req: WireLeaseRevokeRequest) => {
       const r = await lessor.revoke(req.ID);
+      ctx.metrics.leaseRevoked();
       return { header: ctx.header(r.revision) };
     }),
     LeaseTimeToLive: unary(ctx, async (req: WireLeaseTimeToLiveRequest) => {
@@ -82,6 +84,7 @@ class KeepAliveStream {
     this.lessor.keepAlive(req.ID).then(
       (r) => {
         this.pending--;
+        if (r.ttl > 0) this.ctx.metrics.leaseRenewed();
         if (this.done) return;
         this.call.write({ header: this.ctx.header(r.revision), ID: req.ID, TTL: String(r.ttl) });
         if (this.halfClosed && this.pending === 0) this.finish();

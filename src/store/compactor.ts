@@ -15,6 +15,11 @@ const POLL_MS = 50;
  */
 const STALL_MS = 30_000;
 
+/** Told about each compaction pass that removed history (metrics). */
+export interface CompactionObserver {
+  compacted(rows: number, seconds: number): void;
+}
+
 /**
  * Physical compaction: removes the history that a recorded compaction made unreachable. For
  * compact revision C a row goes when a newer row of its key is at or below C (found through the
@@ -26,7 +31,10 @@ export class Compactor {
   private running: Promise<void> | undefined;
   private again = false;
 
-  constructor(private readonly sql: Sql, private readonly log: Logger) {}
+  private removed = 0;
+  private chunks = 0;
+
+  constructor(private readonly sql: Sql, private readonly log: Logger, private readonly observer?: CompactionObserver) {}
 
   /** Runs (or joins) a compaction pass up to the recorded compact revision. */
   run(): Promise<void> {
@@ -76,10 +84,17 @@ export class Compactor {
   }
 
   private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      while (await this.chunk()) { /* keep going */ }
-    } while (this.again);
+    const t0 = performance.now();
+    this.removed = 0;
+    this.chunks = 0;
+    try {
+      do {
+        this.again = false;
+        while (await this.chunk()) { /* keep going */ }
+      } while (this.again);
+    } finally {
+      if (this.chunks > 0) this.observer?.compacted(this.removed, (performance.now() - t0) / 1000);
+    }
   }
 
   /**
@@ -110,6 +125,8 @@ export class Compactor {
       FROM done`) as unknown as Array<{ lo: number; hi: number; target: number; superseded: number; tombstones: number }>;
     const r = rows[0];
     if (!r) return false;
+    this.chunks++;
+    this.removed += r.superseded + r.tombstones;
     this.log.debug({ from: r.lo, to: r.hi, superseded: r.superseded, tombstones: r.tombstones }, 'compacted history');
     return r.hi < r.target;
   }

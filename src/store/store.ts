@@ -1,6 +1,6 @@
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
-import { Compactor } from './compactor.ts';
+import { Compactor, type CompactionObserver } from './compactor.ts';
 import { StoreError } from './errors.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
@@ -11,7 +11,7 @@ import type {
   PutRequest, PutResponse, RangeRequest, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
-import { Writer, type Commit } from './writer.ts';
+import { Writer, type Commit, type WriteObserver } from './writer.ts';
 
 /** Paginated lists whose next page's count is remembered (see PageCounts). */
 const PAGE_COUNTS = 1024;
@@ -27,6 +27,8 @@ export interface StoreOptions {
   connect: (onClose: () => void) => Sql;
   /** false: no key index, every write batch reads from the database first. */
   keyIndex?: boolean;
+  /** Told about each write batch and compaction pass (metrics). */
+  observer?: WriteObserver & CompactionObserver;
 }
 
 /**
@@ -54,8 +56,9 @@ export class Store {
       onCommit: (c) => { for (const l of this.commitListeners) l(c); },
       onSettled: () => { for (const l of this.settleListeners) l(); },
       ...(opts.keyIndex === false ? {} : { index: this.index }),
+      ...(opts.observer ? { observer: opts.observer } : {}),
     });
-    this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }));
+    this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }), opts.observer);
   }
 
   /**

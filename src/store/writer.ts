@@ -41,6 +41,18 @@ export interface WriterOptions {
   connect: (onClose: () => void) => Sql;
   /** Every live key's metadata: batches it can answer skip the reading round trip. */
   index?: KeyIndex;
+  /** Told about each batch (metrics). */
+  observer?: WriteObserver;
+}
+
+/** What the writer reports about its batches; the store does not know how it is kept. */
+export interface WriteObserver {
+  /** A batch committed: its requests, their encoded bytes, the commit's duration, and its path. */
+  batchCommitted(requests: number, bytes: number, seconds: number, oneRoundTrip: boolean): void;
+  /** A one-round-trip batch was refused because the store had moved on, and is redone by reading. */
+  speculationRedone(): void;
+  /** Requests failed without being committed (database unavailable, or a failure of their own). */
+  writesFailed(requests: number): void;
 }
 
 /** One committed batch: revisions (from, to] and every row written, in revision order. */
@@ -87,6 +99,7 @@ export class Writer {
   /** The batch whose commit was sent last and has not finished: the next one builds on it. */
   private inflight: Prepared | undefined;
   private commitsInFlight = 0;
+  private requestsInFlight = 0;
 
   constructor(private readonly sql: Sql, private readonly opts: WriterOptions) {}
 
@@ -262,6 +275,11 @@ export class Writer {
     return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases, reads: s.reads, holes: s.holes };
   }
 
+  /** Write requests queued or in a commit (etcd's pending proposals). */
+  get pending(): number {
+    return this.queue.length + this.requestsInFlight;
+  }
+
   /** Batches whose commit was sent and has not finished. */
   get committing(): number {
     return this.commitsInFlight;
@@ -273,15 +291,18 @@ export class Writer {
    */
   private async commit(slot: number, batch: Pending[], p: Prepared): Promise<void> {
     this.commitsInFlight++;
+    this.requestsInFlight += batch.length;
     try {
       await this.commitOnce(slot, batch, p);
     } finally {
       this.commitsInFlight--;
+      this.requestsInFlight -= batch.length;
       this.opts.onSettled?.();
     }
   }
 
   private async commitOnce(slot: number, batch: Pending[], p: Prepared): Promise<void> {
+    const t0 = performance.now();
     try {
       const conn = p.slot.sql;
       if (p.speculative) {
@@ -298,6 +319,7 @@ export class Writer {
         // The store moved on (another instance wrote, or a lease went away): nothing was
         // written. Redo the batch the reading way, on the same connection.
         this.stats.speculationMisses++;
+        this.opts.observer?.speculationRedone();
         await this.readAndCommit(slot, batch);
         return;
       }
@@ -308,6 +330,7 @@ export class Writer {
     }
     if (this.inflight === p) this.inflight = undefined;
     if (p.speculative) this.stats.speculative++;
+    this.opts.observer?.batchCommitted(batch.length, batchBytes(batch), (performance.now() - t0) / 1000, p.speculative);
     if (p.applier.revision > p.revision) {
       this.opts.index?.advance(p.revision, p.applier.revision, p.applier.logRows, false);
       this.opts.onCommit?.({ from: p.revision, to: p.applier.revision, rows: p.applier.logRows });
@@ -325,6 +348,7 @@ export class Writer {
     this.stats.failedBatches++;
     const unavailable = toUnavailable(err);
     if (unavailable || batch.length === 1) {
+      this.opts.observer?.writesFailed(batch.length);
       if (!unavailable) this.opts.log.error({ err }, 'write failed');
       for (const p of batch) p.reject(unavailable ?? new StoreError('Unavailable', String((err as Error).message)));
       return;
@@ -381,6 +405,12 @@ interface Slot {
   lost: Promise<never>;
   /** Set until the client's first connection is up. */
   ready: Promise<void> | undefined;
+}
+
+function batchBytes(batch: Pending[]): number {
+  let n = 0;
+  for (const q of batch) n += q.bytes;
+  return n;
 }
 
 /** SQLSTATE of the write statement's guard (division by zero). */

@@ -25,6 +25,8 @@ export interface FeedOptions {
    * for settled() instead of starting a read.
    */
   localBusy?: () => boolean;
+  /** Told of each batch handed to onBatch: its events, and ms since the notification it answers (if any). */
+  onDelivered?: (events: number, lagMs?: number) => void;
   /** pg-listen's liveness check of the LISTEN connection (ms; a `SELECT pg_backend_pid()`). */
   livenessCheckMs: number;
 }
@@ -85,6 +87,8 @@ export class Feed {
   private retryDelay = 0;
   /** When the LISTEN connection went down (Date.now()); undefined while it is up. */
   private downSince: number | undefined = Date.now();
+  /** The oldest notification of a revision not yet delivered, and when it came (for onDelivered). */
+  private notified: { revision: number; at: number } | undefined;
 
   constructor(private readonly opts: FeedOptions) {}
 
@@ -104,6 +108,7 @@ export class Feed {
       // A payload that is not a revision (a compaction's "compact:<rev>") means: read.
       const r = typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity;
       if (r !== Infinity) this.opts.onNotify?.(r);
+      if (r !== Infinity && r > this.revision && !this.notified && this.opts.onDelivered) this.notified = { revision: r, at: performance.now() };
       if (r !== Infinity && this.opts.localBusy?.()) {
         this.deferred = Math.max(this.deferred, r);
         return;
@@ -181,6 +186,7 @@ export class Feed {
         this.revision = to;
         this.wanted = Math.max(this.wanted, to);
         this.opts.onBatch({ from, to, storeRevision: to, compactRevision: this.compactRevision, events: evs });
+        this.delivered(to, evs.length);
         return;
       }
     }
@@ -249,9 +255,22 @@ export class Feed {
           from, to: batch.coveredTo, storeRevision: batch.storeRevision,
           compactRevision: batch.compactRevision, events: batch.events,
         });
+        this.delivered(batch.coveredTo, batch.events.length);
       }
       if (this.revision >= batch.storeRevision) this.caughtUpRead = index;
       this.wakeWaiters();
+    }
+  }
+
+  private delivered(to: number, events: number): void {
+    const report = this.opts.onDelivered;
+    if (!report) return;
+    const n = this.notified;
+    if (n && to >= n.revision) {
+      this.notified = undefined;
+      report(events, performance.now() - n.at);
+    } else {
+      report(events);
     }
   }
 

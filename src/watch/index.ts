@@ -23,6 +23,7 @@ export interface WatchStats {
   feed: FeedStats;
   hub: HubStats;
   revision: number;
+  compactRevision: number;
   streams: number;
   syncedWatchers: number;
   unsyncedWatchers: number;
@@ -54,6 +55,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
       ctx.store.observeLog(b.from, b.to, indexChanges(b.events));
     },
     onNotify: (rev) => ctx.store.observeRevision(rev),
+    ...(ctx.metrics.enabled ? { onDelivered: (events: number, lagMs?: number) => ctx.metrics.watchDelivered(events, lagMs === undefined ? undefined : lagMs / 1000) } : {}),
     localBusy: () => ctx.store.writing,
   });
   // Our own commits need not wait for the notification's round trip.
@@ -82,7 +84,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
     },
     listenerDownForMs: () => feed.downForMs,
     stats: () => ({
-      feed: { ...feed.stats }, hub: { ...hub.stats }, revision: hub.revision, streams: service.streams,
+      feed: { ...feed.stats }, hub: { ...hub.stats }, revision: hub.revision, compactRevision: hub.compactRevision, streams: service.streams,
       syncedWatchers: hub.syncedCount, unsyncedWatchers: hub.unsyncedCount,
       ringEvents: hub.ring.length, ringBytes: hub.ring.byteSize,
     }),

@@ -26,6 +26,8 @@ export async function startServer(opts: Partial<Config> & { databaseUrl?: string
     ...DEFAULTS,
     listenClientUrls: [url],
     advertiseClientUrls: [url],
+    // No metrics listener unless a test asks for one: in-process servers would share port 2381.
+    listenMetricsUrls: [],
     ...opts,
     endpoint: databaseUrl,
   };
@@ -49,7 +51,8 @@ export interface ServerProcess {
 export async function startServerProcess(databaseUrl: string, port: number, extraArgs: string[] = []): Promise<ServerProcess> {
   const child = spawn(process.execPath, [
     path.join(ROOT, 'bin', 'pgetcd.js'), '--endpoint', databaseUrl,
-    '--listen-client-urls', `http://127.0.0.1:${port}`, '--name', `p${port}`, '--log-level', 'info', ...extraArgs,
+    '--listen-client-urls', `http://127.0.0.1:${port}`, '--name', `p${port}`, '--log-level', 'info',
+    '--listen-metrics-urls', '', ...extraArgs,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });

@@ -16,7 +16,7 @@ import type { TargetKind } from './workload.ts';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Loopback ports reserved for benchmarks. */
-export const PORTS = { pgetcd: [23894, 23895], etcdClient: 23794, etcdPeer: 23804, embeddedPg: 5499 };
+export const PORTS = { pgetcd: [23894, 23895], pgetcdMetrics: [23994, 23995], etcdClient: 23794, etcdPeer: 23804, embeddedPg: 5499 };
 
 export interface CpuReading {
   /** The pgetcd node process(es) or etcd. */
@@ -154,7 +154,8 @@ export async function startPgetcd(o: PgetcdOptions): Promise<RunningTarget> {
         : ['--endpoint', o.databaseUrl ?? targetToUrl(target)];
       const nodeArgs = i === 0 && o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [];
       const args = [...nodeArgs, path.join(ROOT, 'bin', 'pgetcd.js'), ...db,
-        '--listen-client-urls', `http://127.0.0.1:${port}`, '--name', `bench${i + 1}`, ...o.extraArgs];
+        '--listen-client-urls', `http://127.0.0.1:${port}`, '--listen-metrics-urls', `http://127.0.0.1:${PORTS.pgetcdMetrics[i]}`,
+        '--name', `bench${i + 1}`, ...o.extraArgs];
       o.note(`starting pgetcd ${i + 1} on 127.0.0.1:${port}`);
       procs.push(await spawnUntil(process.execPath, args, 'serving etcd gRPC', 180_000));
       endpoints.push(`127.0.0.1:${port}`);

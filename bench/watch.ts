@@ -448,7 +448,7 @@ async function startPgetcd(): Promise<Running> {
       const port = await freePort();
       note(`starting pgetcd ${i + 1} on 127.0.0.1:${port}`);
       const child = await spawnReady(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), '--endpoint', url,
-        '--listen-client-urls', `http://127.0.0.1:${port}`, '--name', `wbench${i + 1}`, '--log-level', 'info'],
+        '--listen-client-urls', `http://127.0.0.1:${port}`, '--listen-metrics-urls', '', '--name', `wbench${i + 1}`, '--log-level', 'info'],
       (out) => out.includes('serving etcd gRPC'), 120_000);
       stops.push(() => stopChild(child));
       eps.push(`127.0.0.1:${port}`);

@@ -66,7 +66,7 @@ describe('pgetcd command line', () => {
       assert.equal(st.code, 1);
       assert.match(st.stdout, /9999999999999_from-the-future +unknown/);
       // Through the binary: one line on stderr, non-zero exit.
-      const serve = await runPgetcd(['--endpoint', url, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`, '--log-level', 'silent']);
+      const serve = await runPgetcd(['--endpoint', url, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`, '--listen-metrics-urls', '', '--log-level', 'silent']);
       assert.equal(serve.code, 1);
       assert.match(serve.stderr, /^pgetcd: the database schema is newer than this pgetcd/);
     } finally {

@@ -5,6 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as protoLoader from '@grpc/proto-loader';
+import { LOADER_OPTIONS } from '../src/server/proto.ts';
 import { expectGrpcError } from './helpers/raw.ts';
 import { againstEtcd, openTarget, type KvTarget } from './helpers/kvtarget.ts';
 
@@ -170,28 +174,21 @@ describe('DeleteRange', () => {
   });
 });
 
-/** 10 bytes: a uint64 varint for a number >= 2^63 (etcd's request IDs carry the member ID's low 16 bits on top). */
-function varintLength(n: bigint): number {
-  let len = 1;
-  while (n >= 0x80n) { n >>= 7n; len++; }
-  return len;
-}
-
 /**
- * etcd limits the raft entry carrying a write: InternalRaftRequest{header: RequestHeader{ID},
- * put|delete_range|txn: request}. For member IDs whose low 16 bits are >= 0x8000 (the etcd
- * this was checked on) the ID takes 10 bytes and a request of max - 17 - 1 bytes is the largest
- * accepted: a Put of value length 1.5 MiB - 28 with key "big2" passes, - 27 fails.
+ * The raft entry etcd measures against --max-request-bytes (etcdserver/v3_server.go
+ * processInternalRaftRequestOnce: len(InternalRaftRequest.Marshal()) > MaxRequestBytes), encoded
+ * by protobufjs from etcd's message layout (test/fixtures/raft_internal.proto). The request ID
+ * comes from etcd's idutil.Generator: the member ID's low 16 bits, then the low 40 bits of the
+ * Unix time in milliseconds, then an 8-bit counter.
  */
-function envelope(memberId: string, requestSize: number): number {
-  const id = (BigInt.asUintN(16, BigInt(memberId)) << 48n) | (1n << 47n);
-  return 2 + 1 + 1 + varintLength(id) + 1 + varintLength(BigInt(requestSize));
-}
-
-/** Encoded size of PutRequest{key, value} (both non-empty). */
-function putSize(key: number, value: number): number {
-  return 1 + varintLength(BigInt(key)) + key + 1 + varintLength(BigInt(value)) + value;
-}
+const raftEntry = (() => {
+  const def = protoLoader.loadSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'raft_internal.proto'), LOADER_OPTIONS);
+  const m = (def['pgetcdtest.Raft'] as protoLoader.ServiceDefinition).Entry!;
+  return (memberId: string, put: object): number => {
+    const id = (BigInt.asUintN(16, BigInt(memberId)) << 48n) | (BigInt.asUintN(40, BigInt(Date.now())) << 8n) | 1n;
+    return m.requestSerialize({ header: { ID: id.toString() }, put }).length;
+  };
+})();
 
 describe('request size (default --max-request-bytes 1.5 MiB)', () => {
   let s: KvTarget;
@@ -211,10 +208,11 @@ describe('request size (default --max-request-bytes 1.5 MiB)', () => {
   it('a Put whose raft entry exceeds 1.5 MiB is INVALID_ARGUMENT "request is too large", one byte less passes', async () => {
     const r = await s.raw.call('KV', 'Range', { key: B('big') });
     const memberId: string = r.header.member_id;
-    // Largest value whose entry still fits, for key "big2".
-    let n = MAX - 40;
-    while (putSize(4, n + 1) + envelope(memberId, putSize(4, n + 1)) <= MAX) n++;
-    if (BigInt.asUintN(16, BigInt(memberId)) >= 0x8000n) assert.equal(n, MAX - 28, 'as measured on etcd');
+    // Largest value whose raft entry still fits, for key "big2" (etcd's DefaultMaxRequestBytes).
+    let n = MAX - 100;
+    while (raftEntry(memberId, { key: B('big2'), value: Buffer.alloc(n + 1) }) <= MAX) n++;
+    // Measured on etcd 3.4 with such a member ID: a 10-byte request ID, value MAX - 28 the largest.
+    if (BigInt.asUintN(16, BigInt(memberId)) >= 0x8000n) assert.equal(n, MAX - 28);
     await expectGrpcError(s.raw.call('KV', 'Put', { key: B('big2'), value: Buffer.alloc(n + 1, 120) }), INVALID, TOO_LARGE);
     await expectGrpcError(s.raw.call('KV', 'Put', { key: B('big2'), value: Buffer.alloc(MAX, 120) }), INVALID, TOO_LARGE);
     const ok = await s.raw.call('KV', 'Put', { key: B('big2'), value: Buffer.alloc(n, 120) });

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { loadEtcdProto } from '../src/server/proto.ts';
 import { WatchResponseEncoder } from '../src/server/watchcodec.ts';
 import type { KeyValue, StoreEvent } from '../src/store/types.ts';
 import type { OutResponse } from '../src/watch/session.ts';
+import { randomBytesFrom, rng, seedFromEnv } from './helpers/seed.ts';
 
 /** The hand-written WatchResponse encoder must decode exactly like protobufjs's own encoding. */
 describe('WatchResponse encoder', () => {
   const method = loadEtcdProto().services.Watch.Watch!;
   const decode = (b: Buffer): unknown => method.responseDeserialize(b);
-  const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+  const seed = seedFromEnv();
+  const rand = rng(seed);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const randomBytes = (n: number): Buffer => randomBytesFrom(rand, n);
 
   function kv(): KeyValue {
     return {
@@ -23,7 +26,9 @@ describe('WatchResponse encoder', () => {
     };
   }
 
-  it('matches protobufjs for random responses', () => {
+  it('matches protobufjs for random responses', (t) => {
+    t.diagnostic(`seed ${seed} (PGETCD_TEST_SEED=${seed} to rerun)`);
+    console.log(`watch.codec: seed ${seed}`);
     for (const [cluster, member] of [['0', '1'], ['18446744073709551615', '9223372036854775808'], ['12345', '8e9']]) {
       const memberId = member === '8e9' ? '8000000000' : member;
       const enc = new WatchResponseEncoder(cluster, memberId, 2);

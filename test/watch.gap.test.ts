@@ -10,10 +10,11 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { startPair, type ServerPair } from './helpers/server.ts';
 import { RawWatch, type WResp } from './helpers/watch.ts';
 import { setReadFaultForTests } from '../src/watch/feed.ts';
-import { MSG_FEED_GAP } from '../src/watch/hub.ts';
 import type { WatchComponent } from '../src/watch/index.ts';
 
 const B = (s: string): Buffer => Buffer.from(s);
+/** pgetcd's reason (docs/design.md, Watch). */
+const MSG_FEED_GAP = 'etcdserver: watch missed revisions on the server that cannot be read back; watch again from the last revision received';
 const WAIT = 10_000;
 
 /** Arms a fault for the next read only: it waits for `ready`, then reads from shift(after). */

@@ -8,9 +8,11 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { startServer, type TestServer } from './helpers/server.ts';
 import { rawClients, type Raw } from './helpers/raw.ts';
 import { RawWatch, type WResp } from './helpers/watch.ts';
-import { MSG_REQUEST_FAILED, setRequestFaultForTests, type SessionRequest } from '../src/watch/session.ts';
+import { setRequestFaultForTests, type SessionRequest } from '../src/watch/session.ts';
 
 const B = (s: string): Buffer => Buffer.from(s);
+/** pgetcd's reason (docs/design.md, Watch). */
+const MSG_REQUEST_FAILED = 'etcdserver: watch request failed on the server; watch again from the last revision received';
 /** Answers come within milliseconds; a missing one fails the test here instead of at the runner's timeout. */
 const WAIT = 5_000;
 

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import type { Raw } from './raw.ts';
+import { rng } from './seed.ts';
+
+export { rng, seedFromEnv } from './seed.ts';
 
 /**
  * A randomized differential run: one seeded sequence of KV and lease requests (puts with
@@ -17,23 +20,6 @@ import type { Raw } from './raw.ts';
 export interface DiffTarget {
   name: string;
   raw: Raw;
-}
-
-/** mulberry32: small, seedable, good enough to pick requests. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function seedFromEnv(): number {
-  const s = process.env.PGETCD_TEST_SEED;
-  return s ? Number(s) : Math.floor(Math.random() * 2 ** 31);
 }
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { Config } from './config.ts';
+import { clientTls, type Config } from './config.ts';
+import { CertWatcher, serverOptions } from './net/tls.ts';
 import { EmbeddedPostgres } from './db/embedded.ts';
 import { checkSchema, migrate } from './db/migrate.ts';
 import { createSql, type Sql } from './db/sql.ts';
@@ -34,6 +35,8 @@ export class App {
   readonly ports: number[] = [];
   /** Client-port listeners (gRPC and HTTP/1.1 on each), closed on shutdown. */
   readonly listeners: Listener[] = [];
+  /** Reloads the client port's certificates when their files change (https:// only). */
+  certWatcher: CertWatcher | undefined;
   /** Components whose start() succeeded, stopped in reverse on shutdown. */
   readonly started: Component[] = [];
   private stopping: Promise<void> | undefined;
@@ -152,8 +155,11 @@ export class App {
             },
           },
         });
+        const tlsSettings = clientTls(cfg);
+        if (tlsSettings) app.certWatcher = new CertWatcher(tlsSettings, log.child({ mod: 'tls' }));
+        const tlsOpts = tlsSettings ? { options: serverOptions(tlsSettings), watcher: app.certWatcher } : undefined;
         for (const url of cfg.listenClientUrls) {
-          const l = await listen(url, { grpc: server, http: obs.handle, log: log.child({ mod: 'net' }) });
+          const l = await listen(url, { grpc: server, http: obs.handle, log: log.child({ mod: 'net' }), ...(url.startsWith('https://') ? { tls: tlsOpts } : {}) });
           app.listeners.push(l);
           app.ports.push(l.port);
           log.info({ listen: url, port: l.port }, 'serving etcd gRPC');
@@ -186,6 +192,7 @@ export class App {
       this.server.tryShutdown(() => { clearTimeout(t); resolve(); });
     });
     await closed;
+    this.certWatcher?.close();
     await this.store.close();
     await this.sql.end({ timeout: 5 });
     await this.embedded?.stop();

@@ -17,7 +17,8 @@
  * config-file key `my-thing` come for free; `yaml: [...]` nests the key, `aliases` adds other
  * flag names, `secret: true` keeps the value out of errors and --help.
  */
-import { bool, choice, count, duration, file, int, optStr, str, urls } from './config/kinds.ts';
+import { bool, choice, count, duration, file, int, list, optStr, str, urls } from './config/kinds.ts';
+import { readSecureContext, type TlsSettings } from './net/tls.ts';
 import { ConfigError, load, setting, type ValuesOf } from './config/load.ts';
 import { usage } from './config/docs.ts';
 
@@ -29,6 +30,7 @@ const LOG_FORMATS = ['auto', 'json', 'text'] as const;
 const METRICS_MODES = ['extensive', 'basic', 'off'] as const;
 /** etcd's DefaultQuotaBytes: what --quota-backend-bytes 0 means. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+const TLS_VERSIONS = ['TLS1.2', 'TLS1.3'] as const;
 
 export const SETTINGS = {
   name: setting({ flag: 'name', kind: str, default: 'default', etcd: true, help: 'member name' }),
@@ -40,6 +42,15 @@ export const SETTINGS = {
     flag: 'advertise-client-urls', kind: urls, default: [], etcd: true, defaultText: 'the listen URLs',
     help: 'client URLs reported to clients (MemberList)',
   }),
+  certFile: setting({ flag: 'cert-file', kind: file, default: undefined, etcd: true, yaml: ['client-transport-security', 'cert-file'], help: 'TLS certificate for https:// client URLs (reloaded when the file changes)' }),
+  keyFile: setting({ flag: 'key-file', kind: file, default: undefined, etcd: true, yaml: ['client-transport-security', 'key-file'], help: 'key of --cert-file' }),
+  clientCertAuth: setting({
+    flag: 'client-cert-auth', kind: bool, default: false, etcd: true, yaml: ['client-transport-security', 'client-cert-auth'],
+    help: 'refuse clients without a certificate signed by --trusted-ca-file (at the TLS handshake)',
+  }),
+  trustedCaFile: setting({ flag: 'trusted-ca-file', kind: file, default: undefined, etcd: true, yaml: ['client-transport-security', 'trusted-ca-file'], help: 'CA certificate(s) that client certificates must chain to' }),
+  cipherSuites: setting({ flag: 'cipher-suites', kind: list, default: [], etcd: true, help: "TLS 1.2 cipher suites, Go's names, comma separated (default: Node's list)" }),
+  tlsMinVersion: setting({ flag: 'tls-min-version', kind: choice(TLS_VERSIONS), default: 'TLS1.2', etcd: true, help: 'oldest TLS version accepted' }),
   endpoint: setting({
     flag: 'endpoint', aliases: ['datastore-endpoint'], kind: optStr, default: undefined, env: ['DATABASE_URL'], secret: true,
     help: 'external PostgreSQL as a postgres:// URL (libpq parameters such as sslmode allowed); without it an embedded PostgreSQL runs in --data-dir',
@@ -127,9 +138,34 @@ export const USAGE = usage(SETTINGS);
 function derive(cfg: Config): Config {
   if (cfg.listenClientUrls.length === 0) throw new ConfigError('--listen-client-urls: at least one URL is needed');
   if (cfg.advertiseClientUrls.length === 0) cfg.advertiseClientUrls = [...cfg.listenClientUrls];
-  if (cfg.listenClientUrls.some((u) => u.startsWith('https://'))) throw new ConfigError('--listen-client-urls: https:// is not supported yet');
-  if (cfg.listenMetricsUrls.some((u) => u.startsWith('https://'))) throw new ConfigError('--listen-metrics-urls: https:// is not supported yet');
+  checkTls(cfg);
   return cfg;
+}
+
+/** The client TLS settings (client port and https:// metrics URLs), when --cert-file and --key-file are set. */
+export function clientTls(cfg: Config): TlsSettings | undefined {
+  if (!cfg.certFile || !cfg.keyFile) return undefined;
+  return {
+    certFile: cfg.certFile, keyFile: cfg.keyFile, clientCertAuth: cfg.clientCertAuth, trustedCaFile: cfg.trustedCaFile,
+    cipherSuites: cfg.cipherSuites, minVersion: cfg.tlsMinVersion,
+  };
+}
+
+function checkTls(cfg: Config): void {
+  const where = cfg.listenClientUrls.some((u) => u.startsWith('https://')) ? '--listen-client-urls'
+    : cfg.listenMetricsUrls.some((u) => u.startsWith('https://')) ? '--listen-metrics-urls' : undefined;
+  if (!where) return;
+  if (!cfg.certFile) throw new ConfigError(`--cert-file: needed for the https:// URLs in ${where}`);
+  if (!cfg.keyFile) throw new ConfigError(`--key-file: needed for the https:// URLs in ${where}`);
+  if (cfg.clientCertAuth && !cfg.trustedCaFile) throw new ConfigError('--trusted-ca-file: needed with --client-cert-auth');
+  if (cfg.tlsMinVersion === 'TLS1.3' && cfg.cipherSuites.length > 0) throw new ConfigError('--cipher-suites: cannot be set with --tls-min-version TLS1.3 (TLS 1.3 suites are fixed)');
+  try {
+    readSecureContext(clientTls(cfg)!);
+  } catch (err) {
+    const msg = (err as Error).message;
+    const which = /cipher/i.test(msg) ? '--cipher-suites' : /ca|certificate authority/i.test(msg) && cfg.trustedCaFile ? '--trusted-ca-file' : '--cert-file/--key-file';
+    throw new ConfigError(`${which}: ${msg.split('\n')[0]}`);
+  }
 }
 
 export interface LoadedConfig {

@@ -1,4 +1,5 @@
-import { DEFAULT_QUOTA_BYTES, type Config } from './config.ts';
+import { clientTls, DEFAULT_QUOTA_BYTES, type Config } from './config.ts';
+import { CertWatcher, serverOptions } from './net/tls.ts';
 import type { Sql } from './db/sql.ts';
 import { ping } from './db/ping.ts';
 import { HealthMonitor } from './health/monitor.ts';
@@ -30,6 +31,8 @@ export interface ObservedParts {
  */
 export class Observability {
   readonly listeners: HttpListener[] = [];
+  /** Reloads the https:// metrics listeners' certificates. */
+  certWatcher: CertWatcher | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private sampling: Promise<void> | undefined;
 
@@ -54,7 +57,11 @@ export class Observability {
     const http = await buildHttpApp({ log, health, etcdVersion: cfg.etcdVersion, ...(metrics.enabled ? { metrics } : {}) });
     const o = new Observability(cfg, log, metrics, health, http);
     try {
-      for (const url of cfg.listenMetricsUrls) o.listeners.push(await listenHttp(url, http.handle, log.child({ mod: 'http' })));
+      const tlsSettings = clientTls(cfg);
+      const secure = tlsSettings && cfg.listenMetricsUrls.some((u) => u.startsWith('https://'))
+        ? { options: serverOptions(tlsSettings), watcher: (o.certWatcher = new CertWatcher(tlsSettings, log.child({ mod: 'tls' }))) }
+        : undefined;
+      for (const url of cfg.listenMetricsUrls) o.listeners.push(await listenHttp(url, http.handle, log.child({ mod: 'http' }), url.startsWith('https://') ? secure : undefined));
     } catch (err) {
       await o.stop();
       throw err;
@@ -98,6 +105,7 @@ export class Observability {
     this.health.stop();
     await this.sampling;
     await Promise.all(this.listeners.map((l) => l.close()));
+    this.certWatcher?.close();
     await this.http.close();
   }
 }

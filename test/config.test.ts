@@ -71,6 +71,22 @@ describe('configuration', () => {
     assert.deepEqual(cfg(['--config-file', tmpFile('l.yml', 'listen-client-urls: [http://127.0.0.1:1, http://127.0.0.1:2]\n')]).listenClientUrls, ['http://127.0.0.1:1', 'http://127.0.0.1:2']);
   });
 
+  it("etcd's client-transport-security block sets the client TLS settings; flags still win", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgetcd-config-tls-'));
+    for (const f of ['c.pem', 'k.pem', 'ca.pem', 'flag.pem']) fs.writeFileSync(path.join(dir, f), 'x');
+    const file = tmpFile('tls.yml', [
+      'client-transport-security:', `  cert-file: ${dir}/c.pem`, `  key-file: ${dir}/k.pem`, '  client-cert-auth: true',
+      `  trusted-ca-file: ${dir}/ca.pem`, '  auto-tls: false', 'cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]', 'tls-min-version: TLS1.2', '',
+    ].join('\n'));
+    const c = cfg(['--config-file', file, '--cert-file', `${dir}/flag.pem`]);
+    assert.equal(c.certFile, `${dir}/flag.pem`);
+    assert.equal(c.keyFile, `${dir}/k.pem`);
+    assert.equal(c.clientCertAuth, true);
+    assert.equal(c.trustedCaFile, `${dir}/ca.pem`);
+    assert.deepEqual(c.cipherSuites, ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256']);
+    assert.equal(cfg([], { ETCD_CLIENT_CERT_AUTH: 'true' }).clientCertAuth, true);
+  });
+
   it('booleans: --flag, --flag=false, --no-flag, and true/false in the environment', () => {
     assert.equal(cfg(['--no-migrate']).migrate, false);
     assert.equal(cfg(['--migrate=false']).migrate, false);

@@ -1,4 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
+import type { CertWatcher } from '../net/tls.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.ts';
 import type { HttpHandler } from './app.ts';
@@ -18,15 +21,25 @@ export interface HttpListener {
  * Serves `handler` on one listen URL (etcd's --listen-metrics-urls form, http://host:port).
  * The one place an HTTP listener is built from a URL: https:// is added here with TLS settings.
  */
-export async function listenHttp(url: string, handler: HttpHandler, log: Logger): Promise<HttpListener> {
+export async function listenHttp(url: string, handler: HttpHandler, log: Logger, secure?: { options: tls.TlsOptions; watcher?: CertWatcher | undefined }): Promise<HttpListener> {
   const u = new URL(url.includes('://') ? url : `http://${url}`);
-  if (u.protocol !== 'http:') throw new Error(`${url}: only http:// listen URLs are supported`);
-  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, handler);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${url}: only http:// and https:// listen URLs are supported`);
+  if (u.protocol === 'https:' && !secure) throw new Error(`${url}: https needs --cert-file and --key-file`);
+  const timeouts = { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS };
+  let server: http.Server;
+  if (u.protocol === 'https:') {
+    // The client port's certificate (etcd's way), HTTP/1.1 only, reloaded with it.
+    const s = https.createServer({ ...secure!.options, ALPNProtocols: ['http/1.1'], ...timeouts }, handler);
+    secure!.watcher?.add(s);
+    server = s;
+  } else {
+    server = http.createServer(timeouts, handler);
+  }
   guard(server);
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(u.port || 80), host, () => {
+    server.listen(Number(u.port || (u.protocol === 'https:' ? 443 : 80)), host, () => {
       server.off('error', reject);
       resolve();
     });

@@ -14,11 +14,13 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.ts';
 import { h2Gate } from './h2gate.ts';
 import { sniff, type Protocol } from './sniff.ts';
 import { parseListenUrl } from './url.ts';
+import type { CertWatcher } from './tls.ts';
 
 export type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -30,6 +32,8 @@ export interface ListenOptions {
   log?: Logger;
   /** A connection that sends nothing for this long is closed (default 30 s). */
   sniffTimeoutMs?: number;
+  /** Required for https:// URLs: the TLS server options and the watcher that reloads them. */
+  tls?: { options: tls.TlsOptions; watcher?: CertWatcher };
 }
 
 export interface Listener {
@@ -47,7 +51,7 @@ export interface Listener {
 
 export async function listen(url: string, opts: ListenOptions): Promise<Listener> {
   const u = parseListenUrl(url);
-  if (u.scheme === 'https') throw new Error(`listen URL "${url}": https is not supported yet`);
+  if (u.scheme === 'https' && !opts.tls) throw new Error(`listen URL "${url}": https needs --cert-file and --key-file`);
   const log = opts.log;
   const sniffTimeoutMs = opts.sniffTimeoutMs ?? 30_000;
   const injector = opts.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
@@ -77,16 +81,38 @@ export async function listen(url: string, opts: ListenOptions): Promise<Listener
     });
   };
 
-  const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    // A reset during sniffing or before the next owner listens must not crash the process.
-    socket.on('error', (err) => log?.debug({ err }, 'client connection error'));
+  const accept = (socket: net.Socket): void => {
     sniff(socket, sniffTimeoutMs).then((p) => {
       if (p === undefined || socket.destroyed) { socket.destroy(); return; }
       route(socket, p);
     }, () => socket.destroy());
-  });
+  };
+  const track = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    // A reset during sniffing or before the next owner listens must not crash the process.
+    socket.on('error', (err) => log?.debug({ err }, 'client connection error'));
+  };
+
+  let server: net.Server;
+  if (u.scheme === 'https') {
+    // TLS first; ALPN says which protocol follows (clients without ALPN are sniffed as in plain).
+    const tlsServer = tls.createServer({ ...opts.tls!.options, pauseOnConnect: false, noDelay: true }, (socket) => {
+      socket.on('error', (err) => log?.debug({ err }, 'client connection error'));
+      const alpn = socket.alpnProtocol;
+      if (alpn === 'h2') route(socket, 'h2');
+      else if (alpn === 'http/1.1') { socket.pause(); route(socket, 'http1'); } else accept(socket);
+    });
+    tlsServer.on('connection', track);
+    tlsServer.on('tlsClientError', (err) => log?.debug({ err: err.message }, 'TLS handshake refused'));
+    opts.tls!.watcher?.add(tlsServer);
+    server = tlsServer;
+  } else {
+    server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+      track(socket);
+      accept(socket);
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

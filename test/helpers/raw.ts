@@ -11,9 +11,8 @@ export type Raw = Record<ServiceName, grpc.Client> & {
   close(): void;
 };
 
-export function rawClients(endpoint: string): Raw {
+export function rawClients(endpoint: string, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()): Raw {
   const proto = loadEtcdProto();
-  const creds = grpc.credentials.createInsecure();
   const opts = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 };
   const clients = {} as Record<ServiceName, grpc.Client>;
   for (const n of ['KV', 'Watch', 'Lease', 'Cluster', 'Maintenance', 'Auth'] as ServiceName[]) {

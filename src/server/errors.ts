@@ -23,6 +23,9 @@ const TABLE: Record<StoreErrorCode, [grpc.status, string]> = {
   Timeout: [grpc.status.UNAVAILABLE, 'etcdserver: request timed out'],
   WatchCanceled: [grpc.status.CANCELLED, 'etcdserver: watch canceled'],
   AuthNotEnabled: [grpc.status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'],
+  // Not one of etcd's errors: etcd has no request that fails after it was accepted. INTERNAL is
+  // not retried by clientv3; the log has the cause.
+  Internal: [grpc.status.INTERNAL, 'etcdserver: internal error; the server log has the cause'],
 };
 
 export interface GrpcError {

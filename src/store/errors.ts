@@ -21,7 +21,9 @@ export type StoreErrorCode =
   | 'Unavailable'
   | 'Timeout'
   | 'WatchCanceled'
-  | 'AuthNotEnabled';
+  | 'AuthNotEnabled'
+  /** A request failed for a reason that retrying cannot fix (a bug, a database constraint). */
+  | 'Internal';
 
 export class StoreError extends Error {
   constructor(readonly code: StoreErrorCode, detail?: string) {

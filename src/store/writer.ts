@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
-import { BatchApplier, collect, isTombstone, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type Tombstone, type LogRow } from './apply.ts';
+import { BatchApplier, collect, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type LogRow } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
 import { rangeQuery } from './reader.ts';
 import type { KeyValue, RangeRequest, RangeResponse } from './types.ts';
@@ -9,6 +9,7 @@ import { toUnavailable } from './pgerrors.ts';
 import { kindOf as kindOfKey } from './kind.ts';
 import type { KeyIndex } from './keyindex.ts';
 import { fill, speculate } from './speculate.ts';
+import { writeFaults } from './faults.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -96,8 +97,6 @@ export class Writer {
   /** Two connections: while one batch commits, the next one already waits for the meta lock. */
   private readonly slots: Array<Slot | undefined> = [undefined, undefined];
   private slot = 0;
-  /** The batch whose commit was sent last and has not finished: the next one builds on it. */
-  private inflight: Prepared | undefined;
   private commitsInFlight = 0;
   private requestsInFlight = 0;
 
@@ -142,7 +141,6 @@ export class Writer {
           await this.fail(batch, err);
           continue;
         }
-        this.inflight = prepared;
         const commit = this.commit(slot, batch, prepared);
         await committing;
         committing = commit;
@@ -206,13 +204,23 @@ export class Writer {
     const rs = newReadSet();
     for (const m of ms) collect(rs, m);
 
+    // Every read the batch's outcome depends on must see every batch committed before the meta
+    // lock was granted: postgres.js sends a query when it is first awaited, so the statements are
+    // built first and then awaited in this order (BEGIN, the lock, then the reads), and each read
+    // runs in its own statement after the lock (READ COMMITTED: a fresh snapshot per statement).
     const begin = conn`BEGIN`;
     const meta = conn`SELECT revision, compact_revision, pg_backend_pid() AS pid FROM meta WHERE id = 1 FOR UPDATE` as unknown as Promise<Array<{ revision: number; compact_revision: number; pid: number }>>;
     const rows = readCurrent(conn, rs);
     const leases = readLeases(conn, rs);
-    const historical = rs.historical.map((r) => rangeQuery(conn, r).catch((e: unknown) => (isStoreError(e) ? e : Promise.reject(e))));
-    const [, metaRows, currentRows, leaseIds, histResults] = await Promise.race([
-      Promise.all([begin, meta, rows, leases, Promise.all(historical)]),
+    const [, metaRows, currentRows, leaseRows] = await Promise.race([
+      Promise.all([begin, meta, rows, leases]),
+      slot.lost,
+    ]);
+    const leaseIds = leaseRows.map((r) => r.id);
+    // Ranges at a past revision (inside a Txn) take more than one statement; they are rare, so
+    // they simply start once the lock is held, and a compaction that committed before it is seen.
+    const histResults = rs.historical.length === 0 ? [] : await Promise.race([
+      Promise.all(rs.historical.map((r) => rangeQuery(conn, r).catch((e: unknown) => (isStoreError(e) ? e : Promise.reject(e))))),
       slot.lost,
     ]);
 
@@ -244,33 +252,23 @@ export class Writer {
 
   /**
    * Phase 1 without the database, when the key index can answer every read of the batch: the
-   * batch is evaluated on the index (plus the batch still committing, which it follows), and
-   * its commit is one call of pgetcd_write, which checks the store is still at the revision the
-   * evaluation started from. Undefined when the batch needs the database.
+   * batch is evaluated on the index, and its commit is one call of pgetcd_write, which checks
+   * under the meta lock that the store is still at the revision the index stands at. That check
+   * is exact because the index only ever holds committed history (it moves forward by whole
+   * committed revision ranges, see KeyIndex), and revision R names one state of the store: if
+   * meta says R, the store is the state the batch was evaluated on. A batch is never evaluated on
+   * top of a batch whose commit has not finished: that batch may still fail, and a revision
+   * count reached by other commits would then pass the check on a history that never happened.
+   * While any commit of this writer is in flight (a batch, its redo, a one-by-one retry) the
+   * batch takes the reading path instead, which waits for the lock behind it. Undefined when the
+   * batch needs the database.
    */
   private speculate(i: number, ms: Mutation[]): Prepared | undefined {
     const index = this.opts.index;
     const slot = this.slots[i];
-    if (!index || !slot || slot.dead || slot.ready || index.revision < 0) return undefined;
-    const prev = this.inflight;
-    let base: number;
-    let overlay: Map<string, Entry | Tombstone> | undefined;
-    if (prev) {
-      const to = prev.applier.revision;
-      // The batch in flight must itself stand on the index's state, and nobody else may have
-      // written since.
-      if (prev.failed || (index.revision !== prev.revision && index.revision !== to) || index.seen > to) return undefined;
-      base = to;
-      overlay = prev.applier.current;
-    } else {
-      if (!index.ready) return undefined;
-      base = index.revision;
-    }
-    const s = speculate(ms, base, (k) => {
-      const o = overlay?.get(k);
-      if (o) return isTombstone(o) ? undefined : o;
-      return index.get(k);
-    });
+    if (!index || !slot || slot.dead || slot.ready || !index.ready || this.commitsInFlight > 0) return undefined;
+    const base = index.revision;
+    const s = speculate(ms, base, (k) => index.get(k));
     if (!s) return undefined;
     return { results: s.results, applier: s.applier, revision: base, compactRevision: s.applier.compactRevision, pid: 0, slot, speculative: true, failed: false, leases: s.leases, reads: s.reads, holes: s.holes };
   }
@@ -304,6 +302,9 @@ export class Writer {
   private async commitOnce(slot: number, batch: Pending[], p: Prepared): Promise<void> {
     const t0 = performance.now();
     try {
+      if (writeFaults.beforeCommit) {
+        await writeFaults.beforeCommit({ writer: this, speculative: p.speculative, revision: p.revision, to: p.applier.revision, types: batch.map((q) => q.m.type) });
+      }
       const conn = p.slot.sql;
       if (p.speculative) {
         const [row] = await Promise.race([writeFunction(conn, p.applier, p.revision, p.leases ?? [], p.reads ?? []), p.slot.lost]);
@@ -314,7 +315,6 @@ export class Writer {
       }
     } catch (err) {
       p.failed = true;
-      if (this.inflight === p) this.inflight = undefined;
       if (p.speculative && (err as { code?: unknown } | null)?.code === STALE) {
         // The store moved on (another instance wrote, or a lease went away): nothing was
         // written. Redo the batch the reading way, on the same connection.
@@ -328,7 +328,6 @@ export class Writer {
       await this.fail(batch, replaced ? new StoreError('Unavailable', 'connection lost during the batch') : err);
       return;
     }
-    if (this.inflight === p) this.inflight = undefined;
     if (p.speculative) this.stats.speculative++;
     this.opts.observer?.batchCommitted(batch.length, batchBytes(batch), (performance.now() - t0) / 1000, p.speculative);
     if (p.applier.revision > p.revision) {
@@ -349,8 +348,12 @@ export class Writer {
     const unavailable = toUnavailable(err);
     if (unavailable || batch.length === 1) {
       this.opts.observer?.writesFailed(batch.length);
-      if (!unavailable) this.opts.log.error({ err }, 'write failed');
-      for (const p of batch) p.reject(unavailable ?? new StoreError('Unavailable', String((err as Error).message)));
+      // Only an unreachable database is worth retrying; a request that failed on its own would
+      // fail the same way again, so it gets a final error (etcd answers what it cannot apply
+      // with a non-retryable status too).
+      const final = unavailable ?? toFinalError(err);
+      if (!unavailable) this.opts.log.error({ err, sqlstate: (err as { code?: unknown } | null)?.code }, 'write failed');
+      for (const p of batch) p.reject(final);
       return;
     }
     // A data-dependent failure (say a key too long for a B-tree entry) must fail only the
@@ -413,6 +416,18 @@ function batchBytes(batch: Pending[]): number {
   return n;
 }
 
+/**
+ * A write that failed for a reason of its own (not the database being away): a store error
+ * stands; a value PostgreSQL cannot hold (SQLSTATE class 54, program limit exceeded, e.g. an
+ * index entry too large) is etcd's "request is too large"; anything else is an internal error.
+ */
+function toFinalError(err: unknown): StoreError {
+  if (isStoreError(err)) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('54')) return new StoreError('RequestTooLarge', code);
+  return new StoreError('Internal', typeof code === 'string' ? code : 'unexpected failure');
+}
+
 /** SQLSTATE of the write statement's guard (division by zero). */
 const GUARD_FAILED = '22012';
 /** SQLSTATE pgetcd_write raises when the store is no longer where the batch was evaluated. */
@@ -444,10 +459,10 @@ function readCurrent(conn: Sql, rs: ReadSet): Promise<CurrentRow[]> {
   return q as unknown as Promise<CurrentRow[]>;
 }
 
-async function readLeases(conn: Sql, rs: ReadSet): Promise<string[]> {
-  if (rs.leases.size === 0) return [];
-  const rows = (await conn`SELECT id::text AS id FROM leases WHERE id = ANY(${conn.array([...rs.leases], 25)}::int8[])`) as unknown as Array<{ id: string }>;
-  return rows.map((r) => r.id);
+/** The batch's leases that exist; a query not yet sent (see prepare), or nothing to ask. */
+function readLeases(conn: Sql, rs: ReadSet): Promise<Array<{ id: string }>> {
+  if (rs.leases.size === 0) return Promise.resolve([]);
+  return conn`SELECT id::text AS id FROM leases WHERE id = ANY(${conn.array([...rs.leases], 25)}::int8[])` as unknown as Promise<Array<{ id: string }>>;
 }
 
 /**

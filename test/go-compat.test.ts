@@ -4,6 +4,7 @@
  * Skips when `go` or the sources are missing (apt-get install golang-go golang-etcd-server-dev).
  * The Go side and its offline build recipe: test/go-compat/README.md.
  */
+import { assertConsistent } from './helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -120,5 +121,6 @@ describe('Go clientv3 (etcd 3.4) works unchanged against pgetcd', { skip: why ??
     const second = await instance({ databaseUrl: srv.databaseUrl, name: 'second' });
     t.after(() => second.stop());
     await runChecks(t, bin, [srv.endpoint, second.endpoint], 'kv,txn,lease,watch,concurrency');
+    await assertConsistent(srv.databaseUrl);
   });
 });

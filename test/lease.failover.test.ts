@@ -1,3 +1,4 @@
+import { assertConsistent } from './helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type postgres from 'postgres';
@@ -64,6 +65,7 @@ describe('lease expiry role', () => {
       assert.ok(goneAfter >= 2500, `Promote extended the lease (gone ${goneAfter} ms after takeover)`);
       assert.ok(goneAfter < 5000, `and B expired it (gone ${goneAfter} ms after takeover)`);
       assert.equal(await countPrefix(r, '/fo/kept/'), 1, 'a lease kept alive through B survives the failover');
+      await assertConsistent(databaseUrl);
     } finally {
       clearInterval(timer);
       raw?.close();

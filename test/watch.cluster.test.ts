@@ -1,3 +1,4 @@
+import { assertConsistent } from './helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
@@ -52,8 +53,12 @@ describe('Watch across instances (one database)', () => {
     for (const s of streams) s.close();
     rawA.close();
     rawB.close();
-    await b.stop();
-    await a.stop();
+    try {
+      await assertConsistent(a.databaseUrl);
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
   });
 
   it('writes through A are seen by watchers on A and B in the same order with the same revisions', async () => {

@@ -7,6 +7,7 @@ import { DEFAULTS, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { createTestDatabase } from './db.ts';
 import { rawClients, type Raw } from './raw.ts';
+import { assertConsistent } from './consistency.ts';
 
 export interface TestServer {
   app: App;
@@ -101,11 +102,16 @@ export async function startPair(): Promise<ServerPair> {
   const rawB = rawClients(b.endpoint);
   return {
     a, b, rawA, rawB,
+    // Every two-instance test ends with the store's consistency check.
     stop: async () => {
-      rawA.close();
-      rawB.close();
-      await b.stop();
-      await a.stop();
+      try {
+        await assertConsistent(a.databaseUrl);
+      } finally {
+        rawA.close();
+        rawB.close();
+        await b.stop();
+        await a.stop();
+      }
     },
   };
 }

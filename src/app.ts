@@ -22,6 +22,7 @@ import { Store } from './store/store.ts';
 import { listen, type Listener } from './net/listener.ts';
 import { Observability } from './observability.ts';
 import { instrumentService } from './server/instrument.ts';
+import { autoCompactionPolicy, createOpsComponent } from './ops/component.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -56,6 +57,7 @@ export class App {
   }
 
   static async start(cfg: Config, log: Logger): Promise<App> {
+    autoCompactionPolicy(cfg); // a bad setting fails before anything starts
     // First: /livez answers and /readyz says why not ready while the database starts.
     const obs = await Observability.start(cfg, log);
     try {
@@ -125,7 +127,7 @@ export class App {
       addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
       addService(withRequestSizes(proto.services.Auth), authService(ctx));
       const watch = createWatchComponent(ctx);
-      const components = [watch, createLeaseComponent(ctx), createMaintenanceComponent(ctx)];
+      const components = [watch, createLeaseComponent(ctx), createMaintenanceComponent(ctx), createOpsComponent(ctx)];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {
           addService(withRequestSizes(c.definitions?.[name as ServiceName] ?? proto.services[name as ServiceName]), impl);

@@ -90,6 +90,27 @@ export const SETTINGS = {
     help: 'unread watch responses a stream may hold before its watchers are canceled',
   }),
   etcdVersion: setting({ flag: 'etcd-version', kind: str, default: '3.5.17', help: 'etcd version reported by Status' }),
+  autoCompactionMode: setting({
+    flag: 'auto-compaction-mode', kind: choice(['periodic', 'revision'] as const), default: 'periodic', etcd: true,
+    help: 'periodic: keep --auto-compaction-retention of time; revision: keep that many revisions',
+  }),
+  autoCompactionRetention: setting({
+    flag: 'auto-compaction-retention', kind: str, default: '0', etcd: true,
+    help: 'history to keep: a duration (periodic; a bare number is hours, as in etcd) or a revision count; 0 = no auto-compaction',
+  }),
+  compactionRowsPerSecond: setting({
+    flag: 'compaction-rows-per-second', kind: count, default: 0,
+    help: 'most kv_log rows physical compaction removes per second (pauses between batches); 0 = no limit',
+  }),
+  compactionBatchRevisions: setting({
+    flag: 'compaction-batch-revisions', kind: int, default: 10_000,
+    help: 'revisions of history physical compaction removes per transaction',
+  }),
+  autoPartition: setting({
+    flag: 'auto-partition', kind: bool, default: false,
+    help: 'give a resource type its own kv_log partition once --auto-partition-rows of its rows are stored (needs DDL rights)',
+  }),
+  autoPartitionRows: setting({ flag: 'auto-partition-rows', kind: int, default: 10_000, help: 'rows of one kind that trigger --auto-partition' }),
   logLevel: setting({ flag: 'log-level', kind: choice(LOG_LEVELS), default: 'info', etcd: true, help: 'least severe log level written' }),
   warningApplyDuration: setting({
     flag: 'warning-apply-duration', kind: duration, default: 100, etcd: true,

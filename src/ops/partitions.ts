@@ -191,6 +191,7 @@ export async function addPartition(sql: Sql, kindOrPrefix: string, opts: MoveOpt
     const settings = await reloptions(sql, DEFAULT_TABLE);
     await prepareTable(sql, table, `CHECK (kind = ${literal(rule.kind)})`);
     await prepareTable(sql, NEXT_DEFAULT, defaultCheck([...kinds, rule.kind]));
+    await pauseAutovacuum(sql, [DEFAULT_TABLE], [settings]);
     const route = (src: string): string => `a AS (INSERT INTO ${ident(table)} SELECT * FROM ${src} WHERE kind = ${literal(rule.kind)} RETURNING 1),
       b AS (INSERT INTO ${ident(NEXT_DEFAULT)} SELECT * FROM ${src} WHERE kind <> ${literal(rule.kind)} RETURNING 1)`;
     const report = await rebuild(sql, [{ table: DEFAULT_TABLE, rev: 0, sub: 0 }], [table, NEXT_DEFAULT], route, opts, async () => {
@@ -200,7 +201,9 @@ export async function addPartition(sql: Sql, kindOrPrefix: string, opts: MoveOpt
       await sql.unsafe(`DROP TABLE ${ident(DEFAULT_TABLE)}`);
       await renameTable(sql, NEXT_DEFAULT, DEFAULT_TABLE);
       await sql`INSERT INTO kv_partitions (kind, table_name, prefix, origin) VALUES (${rule.kind}, ${table}, ${rule.prefix}, ${opts.origin ?? 'add'})`;
-    }, settings);
+    });
+    await restoreOptions(sql, table, []);
+    await restoreOptions(sql, DEFAULT_TABLE, settings);
     const [m] = (await sql.unsafe(`SELECT count(*)::int8 AS n FROM ${ident(table)}`)) as unknown as Array<{ n: number }>;
     return { ...report, kind: rule.kind, table, rowsMoved: m!.n };
   });
@@ -214,6 +217,8 @@ export async function removePartition(sql: Sql, kindOrTable: string, opts: MoveO
     const kinds = (await partitionedKinds(sql)).filter((k) => k !== p.kind);
     const settings = await reloptions(sql, DEFAULT_TABLE);
     await prepareTable(sql, NEXT_DEFAULT, defaultCheck(kinds));
+    const kindSettings = await reloptions(sql, p.table_name);
+    await pauseAutovacuum(sql, [DEFAULT_TABLE, p.table_name], [settings, kindSettings]);
     const route = (src: string): string => `a AS (INSERT INTO ${ident(NEXT_DEFAULT)} SELECT * FROM ${src} RETURNING 1), b AS (SELECT 1)`;
     const [m] = (await sql.unsafe(`SELECT count(*)::int8 AS n FROM ${ident(p.table_name)}`)) as unknown as Array<{ n: number }>;
     const report = await rebuild(sql, [{ table: DEFAULT_TABLE, rev: 0, sub: 0 }, { table: p.table_name, rev: 0, sub: 0 }], [NEXT_DEFAULT], route, opts, async () => {
@@ -224,7 +229,8 @@ export async function removePartition(sql: Sql, kindOrTable: string, opts: MoveO
       await sql.unsafe(`DROP TABLE ${ident(p.table_name)}`);
       await renameTable(sql, NEXT_DEFAULT, DEFAULT_TABLE);
       await sql`DELETE FROM kv_partitions WHERE kind = ${p.kind}`;
-    }, settings);
+    });
+    await restoreOptions(sql, DEFAULT_TABLE, settings);
     return { ...report, kind: p.kind, table: p.table_name, rowsMoved: m!.n };
   });
 }
@@ -279,13 +285,32 @@ async function reloptions(sql: Sql, table: string): Promise<string[]> {
   return r?.o ?? [];
 }
 
+/**
+ * Autovacuum off on the tables being copied from, for the same reason as on the new ones; if
+ * the change fails their own settings come back (on success they are dropped).
+ */
+async function pauseAutovacuum(sql: Sql, tables: string[], settings: string[][]): Promise<void> {
+  for (const t of tables) await sql.unsafe(`ALTER TABLE ${ident(t)} SET (autovacuum_enabled = false)`);
+  pendingRestore = tables.map((t, i) => [t, settings[i]!] as const);
+}
+
+let pendingRestore: ReadonlyArray<readonly [string, string[]]> = [];
+
+/** The table's storage settings become exactly `settings` (autovacuum back on unless listed). */
+async function restoreOptions(sql: Sql, table: string, settings: string[]): Promise<void> {
+  await sql.unsafe(`ALTER TABLE ${ident(table)} RESET (autovacuum_enabled)`);
+  if (settings.length) await sql.unsafe(`ALTER TABLE ${ident(table)} SET (${settings.join(', ')})`);
+}
+
 /** A fresh detached table shaped like kv_log, with its partition constraint as a CHECK. */
 async function prepareTable(sql: Sql, table: string, check: string): Promise<void> {
   // A table of that name left detached by an interrupted change is dropped and made again.
   const [attached] = (await sql`SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(${table})`) as unknown as unknown[];
   if (attached) throw new Error(`${table} is attached to a table; refusing to replace it`);
   await sql.unsafe(`DROP TABLE IF EXISTS ${ident(table)}`);
-  await sql.unsafe(`CREATE TABLE ${ident(table)} (LIKE kv_log INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMMENTS)`);
+  // Autovacuum stays off until the swap: one running at swap time would hold the swap for
+  // deadlock_timeout before PostgreSQL cancels it.
+  await sql.unsafe(`CREATE TABLE ${ident(table)} (LIKE kv_log INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMMENTS) WITH (autovacuum_enabled = false)`);
   await sql.unsafe(`ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(`${table}_kind`.slice(0, 63))} ${check}`);
 }
 
@@ -304,8 +329,16 @@ async function withChangeLocks<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
     // Physical compaction waits (it takes this lock per chunk with a try): kv_log rows then
     // only ever appear, never vanish, while the copy runs.
     await sql`SELECT pg_advisory_lock(${COMPACT_LOCK})`;
+    pendingRestore = [];
     try {
-      return await fn();
+      const r = await fn();
+      pendingRestore = [];
+      return r;
+    } catch (err) {
+      // The swap did not happen: the old tables are still the live ones.
+      for (const [t, o] of pendingRestore) await restoreOptions(sql, t, o).catch(() => undefined);
+      pendingRestore = [];
+      throw err;
     } finally {
       await sql`SELECT pg_advisory_unlock(${COMPACT_LOCK})`;
     }
@@ -322,7 +355,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 async function rebuild(
   sql: Sql, sources: Source[], targets: string[], route: (src: string) => string, opts: MoveOptions,
-  swap: () => Promise<void>, settings: string[],
+  swap: () => Promise<void>,
 ): Promise<Omit<MoveReport, 'kind' | 'table' | 'rowsMoved'>> {
   const started = Date.now();
   const batch = opts.batchRows ?? 10_000;
@@ -367,7 +400,6 @@ async function rebuild(
     await sql.unsafe(`ALTER TABLE ${ident(t)} ADD CONSTRAINT ${ident(`${t}_pkey`.slice(0, 63))} PRIMARY KEY (key, mod_revision, kind)`);
     await sql.unsafe(`CREATE INDEX ${ident(`${t}_revision`.slice(0, 63))} ON ${ident(t)} (mod_revision, sub)`);
   }
-  if (settings.length) await sql.unsafe(`ALTER TABLE ${ident(targets[targets.length - 1]!)} SET (${settings.join(', ')})`);
   // Catch up on what was written during the bulk copy until one pass finds little.
   for (let i = 0; i < 10; i++) {
     if ((await copyPass(true)) < batch) break;

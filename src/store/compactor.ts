@@ -27,9 +27,22 @@ export interface CompactionObserver {
  * keeps is exactly the latest live version at or below C of each key. Progress is stored per
  * chunk, so a crash resumes where it stopped.
  */
+export interface CompactorPacing {
+  /** Most rows removed per second (0: as fast as it goes). Pauses between chunks keep to it. */
+  rowsPerSecond: number;
+  /** ANALYZE the partitioned parent kv_log after this many rows are removed (0: never). */
+  analyzeAfterRows: number;
+  /** Revisions of history per removal transaction. */
+  chunkRevisions: number;
+}
+
 export class Compactor {
   private running: Promise<void> | undefined;
   private again = false;
+  /** Rows removed since kv_log was last analysed. */
+  private removedSinceAnalyze = 0;
+  private analyzeRefused = false;
+  pacing: CompactorPacing = { rowsPerSecond: 0, analyzeAfterRows: 100_000, chunkRevisions: CHUNK };
 
   private removed = 0;
   private chunks = 0;
@@ -90,10 +103,38 @@ export class Compactor {
     try {
       do {
         this.again = false;
-        while (await this.chunk()) { /* keep going */ }
+        for (;;) {
+          const started = Date.now();
+          const r = await this.chunk();
+          this.removedSinceAnalyze += r.rows;
+          if (!r.more) break;
+          // Pace the removal: a chunk of n rows takes at least n / rowsPerSecond seconds.
+          const rps = this.pacing.rowsPerSecond;
+          const wait = rps > 0 ? (r.rows / rps) * 1000 - (Date.now() - started) : 0;
+          if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+        }
       } while (this.again);
     } finally {
       if (this.chunks > 0) this.observer?.compacted(this.removed, (performance.now() - t0) / 1000);
+    }
+    // In the background: a Compact(physical) answers once the rows are gone, not after ANALYZE.
+    void this.analyzeIfDue();
+  }
+
+  /**
+   * Autovacuum analyses partitions but never a partitioned parent, and the planner's estimates
+   * for kv_log (joins, LIMITs over all kinds) come from the parent's statistics.
+   */
+  private async analyzeIfDue(): Promise<void> {
+    const every = this.pacing.analyzeAfterRows;
+    if (every <= 0 || this.removedSinceAnalyze < every || this.analyzeRefused) return;
+    this.removedSinceAnalyze = 0;
+    try {
+      await this.sql`ANALYZE kv_log`;
+    } catch (err) {
+      // A role with DML rights only may not ANALYZE (PostgreSQL 17+: GRANT MAINTAIN ON kv_log).
+      this.analyzeRefused = true;
+      this.log.warn({ err }, 'ANALYZE kv_log after compaction failed; analyse it from cron or grant MAINTAIN');
     }
   }
 
@@ -102,10 +143,10 @@ export class Compactor {
    * crash the process when a transaction's pinned connection is used after its backend died);
    * false when there is nothing left to do or another instance holds the compaction lock.
    */
-  private async chunk(): Promise<boolean> {
+  private async chunk(): Promise<{ more: boolean; rows: number }> {
     const rows = (await this.sql`
       WITH st AS (
-        SELECT c.physical_revision AS lo, least(m.compact_revision, c.physical_revision + ${CHUNK}) AS hi,
+        SELECT c.physical_revision AS lo, least(m.compact_revision, c.physical_revision + ${this.pacing.chunkRevisions}) AS hi,
                m.compact_revision AS target
         FROM meta m, compaction c
         WHERE c.physical_revision < m.compact_revision AND pg_try_advisory_xact_lock(${COMPACT_LOCK})
@@ -124,10 +165,10 @@ export class Compactor {
       SELECT lo, hi, target, (SELECT count(*) FROM superseded)::int AS superseded, (SELECT count(*) FROM tombstones)::int AS tombstones
       FROM done`) as unknown as Array<{ lo: number; hi: number; target: number; superseded: number; tombstones: number }>;
     const r = rows[0];
-    if (!r) return false;
+    if (!r) return { more: false, rows: 0 };
     this.chunks++;
     this.removed += r.superseded + r.tombstones;
     this.log.debug({ from: r.lo, to: r.hi, superseded: r.superseded, tombstones: r.tombstones }, 'compacted history');
-    return r.hi < r.target;
+    return { more: r.hi < r.target, rows: r.superseded + r.tombstones };
   }
 }

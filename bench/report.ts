@@ -105,7 +105,7 @@ function combine(rs: RunResult[], get: Getter): number | string | undefined {
 
 /** The side-by-side table (medians over repeats) with the pgetcd/etcd ratio. */
 export function formatTable(results: RunResult[]): string {
-  const targets = (['pgetcd', 'etcd'] as const).filter((t) => results.some((r) => r.target === t));
+  const targets = (['pgetcd', 'pgetcd-metrics-off', 'etcd'] as const).filter((t) => results.some((r) => r.target === t));
   const by = new Map(targets.map((t) => [t, results.filter((r) => r.target === t)]));
   const first = results[0]!;
   const lines: string[] = [];
@@ -113,8 +113,9 @@ export function formatTable(results: RunResult[]): string {
   lines.push(`== ${first.workload}: ${first.params}`);
   lines.push(`   one request = ${first.unit}${repeats > 1 ? `; medians of ${repeats} runs each` : ''}`);
   for (const t of targets) lines.push(`   ${t}: ${by.get(t)![0]!.version}`);
-  const both = targets.length === 2;
-  const header = ['', ...targets, ...(both ? ['pgetcd/etcd'] : [])];
+  const ratios = ([['pgetcd', 'etcd', 'pgetcd/etcd'], ['pgetcd', 'pgetcd-metrics-off', 'metrics on/off']] as const)
+    .filter(([a, b]) => by.has(a) && by.has(b));
+  const header = ['', ...targets, ...ratios.map((r) => r[2])];
   const table: string[][] = [header];
   const extraKeys = [...new Set(results.flatMap((r) => Object.keys(r.extra)))];
   const rows: Row[] = [
@@ -130,9 +131,9 @@ export function formatTable(results: RunResult[]): string {
       return fmt(v, row.digits >= 0 ? row.digits : typeof v === 'number' ? digitsFor(v) : 0);
     });
     if (cells.every((c) => c === '-')) continue;
-    if (both) {
-      const a = combine(by.get('pgetcd')!, row.get);
-      const b = combine(by.get('etcd')!, row.get);
+    for (const [x, y] of ratios) {
+      const a = combine(by.get(x)!, row.get);
+      const b = combine(by.get(y)!, row.get);
       cells.push(row.ratio && typeof a === 'number' && typeof b === 'number' && b !== 0 ? (a / b).toFixed(2) : '');
     }
     table.push([row.label, ...cells]);

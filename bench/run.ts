@@ -39,6 +39,7 @@ check-perf: --load s|m|l|xl  --etcdctl PATH
 Servers:  --only pgetcd|etcd  --etcd PATH  --database-url URL (or PGETCD_BENCH_DATABASE_URL)
           --instances 1|2  --pgetcd-arg ARG (repeatable, passed to pgetcd)  --profile DIR
           --no-pgss  --settle S (11; 0 in smoke)  --keep
+          --compare-metrics (also runs pgetcd with --metrics off; column "metrics on/off")
 Output:   --json FILE  --quiet  --max-time S (7200; 300 in smoke: then servers are stopped, exit 3)
 smoke:    --skip a,b  (workload names to leave out)
 `;
@@ -53,6 +54,7 @@ const OPTIONS = {
   'load': { type: 'string' }, 'etcdctl': { type: 'string' },
   'only': { type: 'string' }, 'etcd': { type: 'string' }, 'database-url': { type: 'string' }, 'instances': { type: 'string' },
   'pgetcd-arg': { type: 'string', multiple: true }, 'profile': { type: 'string' }, 'no-pgss': { type: 'boolean' },
+  'compare-metrics': { type: 'boolean' },
   'settle': { type: 'string' }, 'keep': { type: 'boolean' }, 'json': { type: 'string' }, 'quiet': { type: 'boolean' },
   'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'timeout': { type: 'string' }, 'url-authority': { type: 'boolean' }, 'help': { type: 'boolean', short: 'h' },
 } as const;
@@ -231,6 +233,8 @@ async function main(): Promise<number> {
   const etcdBin = findEtcd(o.str('etcd', 'etcd'));
   const kinds: TargetKind[] = [];
   if (only !== 'etcd') kinds.push('pgetcd');
+  // The same pgetcd with --metrics off right after it, on fresh servers: what the metrics cost.
+  if (only !== 'etcd' && o.bool('compare-metrics')) kinds.push('pgetcd-metrics-off');
   if (only !== 'pgetcd') {
     if (etcdBin) kinds.push('etcd');
     else if (only === 'etcd') throw new Error('--only etcd: no etcd binary on PATH');
@@ -244,12 +248,15 @@ async function main(): Promise<number> {
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   const profilesBefore = new Set(profileDir ? fs.readdirSync(profileDir) : []);
 
-  const start = async (kind: TargetKind): Promise<RunningTarget> => kind === 'pgetcd'
-    ? await startPgetcd({
+  const start = async (kind: TargetKind): Promise<RunningTarget> => {
+    if (kind === 'etcd') return await startEtcd(etcdBin!, o.bool('keep'), note);
+    const off = kind === 'pgetcd-metrics-off';
+    const t = await startPgetcd({
       databaseUrl, instances, profileDir, pgss: !o.bool('no-pgss'), keep: o.bool('keep'),
-      extraArgs: (v['pgetcd-arg'] as string[] | undefined) ?? [], note,
-    })
-    : await startEtcd(etcdBin!, o.bool('keep'), note);
+      extraArgs: [...((v['pgetcd-arg'] as string[] | undefined) ?? []), ...(off ? ['--metrics', 'off'] : [])], note,
+    });
+    return off ? { ...t, kind } : t;
+  };
 
   let planned: Array<{ label: string; p: Planned }>;
   if (smoke) {

@@ -9,7 +9,8 @@
 import type { Driver, Pool } from './grpc.ts';
 import type { Recorder } from './stats.ts';
 
-export type TargetKind = 'pgetcd' | 'etcd';
+/** pgetcd-metrics-off: pgetcd with --metrics off (bench --compare-metrics), to price the metrics. */
+export type TargetKind = 'pgetcd' | 'pgetcd-metrics-off' | 'etcd';
 
 export interface CommonOptions {
   clients: number;

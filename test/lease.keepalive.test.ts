@@ -66,29 +66,19 @@ describe(`keep-alives for ${N} leases`, () => {
     assert.deepEqual([x.ttl, y.ttl], [60, 60]);
   });
 
-  it('sustains thousands of keep-alives per second through gRPC (one stream, and 100 streams)', async (t) => {
-    // Age the leases so a renewal is visible.
-    await sql`UPDATE leases SET expires_at = now() + interval '30 seconds' WHERE id >= ${FIRST_ID}`;
-    const rates: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      const t0 = performance.now();
-      const got = await keepAliveAll(raw, ids);
-      const ms = performance.now() - t0;
-      assert.equal(got.size, N);
-      assert.ok([...got.values()].every((ttl) => ttl === '60'));
-      rates.push(N / (ms / 1000));
+  // Throughput is measured in bench/ (`npm run bench -- lease --clients 100 --leases 10000`), not asserted here.
+  it('answers every keep-alive with the full TTL, on one stream and on 100 streams, and renews each lease in the database', async () => {
+    for (const streams of [1, 100]) {
+      // Age the leases so a renewal is visible.
+      await sql`UPDATE leases SET expires_at = now() + interval '30 seconds' WHERE id >= ${FIRST_ID}`;
+      // A renewal after this instant (database clock) sets expires_at to at least it + 60 s.
+      const [{ t: sentAt }] = await sql`SELECT clock_timestamp() AS t`;
+      const chunks = Array.from({ length: streams }, (_, i) => ids.slice(i * (N / streams), (i + 1) * (N / streams)));
+      const answers = await Promise.all(chunks.map((c) => keepAliveAll(raw, c)));
+      assert.equal(answers.reduce((n, m) => n + m.size, 0), N, `${streams} stream(s): every lease answered`);
+      assert.ok(answers.every((m) => [...m.values()].every((ttl) => ttl === '60')), `${streams} stream(s): every answer carries the full TTL`);
+      const [renewed] = await sql`SELECT count(*)::int AS n FROM leases WHERE id >= ${FIRST_ID} AND expires_at >= ${sentAt}::timestamptz + interval '60 seconds'`;
+      assert.equal(renewed?.n, N, `${streams} stream(s): every lease was renewed to its full TTL in the database`);
     }
-    const [renewed] = await sql`SELECT min(expires_at - now()) > interval '55 seconds' AS ok FROM leases WHERE id >= ${FIRST_ID}`;
-    assert.equal(renewed?.ok, true, 'every lease was renewed to its full TTL in the database');
-
-    const t0 = performance.now();
-    const chunks = Array.from({ length: 100 }, (_, i) => ids.slice(i * (N / 100), (i + 1) * (N / 100)));
-    const many = await Promise.all(chunks.map((c) => keepAliveAll(raw, c)));
-    const multiRate = N / ((performance.now() - t0) / 1000);
-    assert.equal(many.reduce((n, m) => n + m.size, 0), N);
-
-    t.diagnostic(`one stream: ${rates.map((r) => Math.round(r)).join(', ')} keep-alives/s; 100 streams: ${Math.round(multiRate)} keep-alives/s`);
-    assert.ok(Math.max(...rates) > 2000, `one stream renews > 2000/s (got ${Math.round(Math.max(...rates))})`);
-    assert.ok(multiRate > 2000, `100 streams renew > 2000/s (got ${Math.round(multiRate)})`);
   });
 });

@@ -58,7 +58,8 @@ export async function startServerProcess(databaseUrl: string, port: number, extr
   let out = '';
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pgetcd did not start: ${out}`)), 30_000);
+    // Generous: a start on a machine shared by many test runs can take tens of seconds.
+    const timer = setTimeout(() => reject(new Error(`pgetcd did not start: ${out}`)), 90_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('serving etcd gRPC')) { clearTimeout(timer); resolve(); }

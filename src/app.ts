@@ -23,6 +23,8 @@ import { listen, type Listener } from './net/listener.ts';
 import { Observability } from './observability.ts';
 import { instrumentService } from './server/instrument.ts';
 import { autoCompactionPolicy, createOpsComponent } from './ops/component.ts';
+import { healthService } from './server/health.ts';
+import { ping } from './db/ping.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -126,8 +128,13 @@ export class App {
       };
       addService(withRequestSizes(preEncodedDefinition(proto.services.KV)), kvService(ctx));
       addService(withRequestSizes(proto.services.Auth), authService(ctx));
+      const health = healthService({
+        probe: () => ping(sql, 2000).then(() => undefined, (err: unknown) => (err as Error).message),
+        log: log.child({ mod: 'grpc-health' }),
+      });
+      server.addService(health.definition, health.implementation);
       const watch = createWatchComponent(ctx);
-      const components = [watch, createLeaseComponent(ctx), createMaintenanceComponent(ctx), createOpsComponent(ctx)];
+      const components = [watch, createLeaseComponent(ctx), createMaintenanceComponent(ctx), createOpsComponent(ctx), health.component];
       for (const c of components) {
         for (const [name, impl] of Object.entries(c.services)) {
           addService(withRequestSizes(c.definitions?.[name as ServiceName] ?? proto.services[name as ServiceName]), impl);

@@ -13,7 +13,7 @@ import { EmbeddedPostgres } from '../src/db/embedded.ts';
 import { targetToUrl } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
 import { LOADER_OPTIONS } from '../src/server/proto.ts';
-import { startServer, type TestServer } from './helpers/server.ts';
+import { freePort, startServerProcess, type ServerProcess } from './helpers/server.ts';
 
 const SERVING = 1;
 const NOT_SERVING = 2;
@@ -49,18 +49,19 @@ describe('gRPC health service', () => {
   // A private PostgreSQL, stopped and started by the test.
   let pg: EmbeddedPostgres;
   let dir: string;
-  let srv: TestServer;
+  let srv: ServerProcess;
   let client: HealthClient;
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgetcd-health-'));
     await fs.chmod(dir, 0o755);
     pg = new EmbeddedPostgres({ dataDir: path.join(dir, 'db'), port: 5432, tcp: false, log: createLogger('silent') });
-    srv = await startServer({ databaseUrl: targetToUrl(await pg.start()) });
+    // A child process: it is killed at the end, so its shutdown never races PostgreSQL's restart.
+    srv = await startServerProcess(targetToUrl(await pg.start()), await freePort());
     client = healthClient(srv.endpoint);
   });
   after(async () => {
     client?.close();
-    await srv?.stop();
+    await srv?.kill();
     await pg?.stop();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });

@@ -96,7 +96,12 @@ export class Feed {
     // pg-listen is CommonJS: its module object is the function and also carries it as .default.
     const sub = pgListen.default({ ...pgClientConfig(this.opts.target), application_name: LISTEN_APPLICATION_NAME }, {
       paranoidChecking: this.opts.livenessCheckMs,
-      retryInterval: (attempt: number) => Math.min(100 * 2 ** attempt, 2000),
+      // pg-listen's reconnect loop ignores close(); throwing here is the only way to end it, so
+      // a feed stopped while PostgreSQL is down does not retry forever (and keep node alive).
+      retryInterval: (attempt: number) => {
+        if (this.stopped) throw new Error('watch feed stopped');
+        return Math.min(100 * 2 ** attempt, 2000);
+      },
       // Never give up: the feed is useless without its connection.
       retryLimit: Infinity,
       retryTimeout: 0,
@@ -134,6 +139,7 @@ export class Feed {
       }
     });
     sub.events.on('error', (err: Error) => {
+      if (this.stopped) return;
       this.opts.log.error({ err }, 'LISTEN connection failed');
     });
     await sub.connect();

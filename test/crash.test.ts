@@ -1,3 +1,4 @@
+import { assertConsistent } from './helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createTestDatabase, sqlFor } from './helpers/db.ts';
@@ -60,6 +61,7 @@ describe('kill -9 in the middle of heavy writes', () => {
       } finally {
         await sql.end();
       }
+      await assertConsistent(url);
       // And the restarted server keeps writing after the last revision.
       const r = await raw2.call('KV', 'Put', { key: Buffer.from('/crash/after'), value: Buffer.from('x') });
       assert.ok(Number(r.header.revision) > Math.max(...[...acked.values()].map((a) => a.revision)));

@@ -3,6 +3,7 @@
  * crashed mid-write, garbage protobuf. Requests may fail only with UNAVAILABLE, nothing
  * acknowledged is lost, revisions stay gapless, and the server serves again afterwards.
  */
+import { assertConsistent } from './helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -113,6 +114,7 @@ async function verify(raw: Raw, databaseUrl: string, w: Workload, prefix: string
   } finally {
     await sql.end();
   }
+  await assertConsistent(databaseUrl);
 }
 
 describe('Postgres backends terminated in the middle of writes', () => {

@@ -1,3 +1,4 @@
+import { assertConsistent } from '../helpers/consistency.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createTestDatabase, sqlFor } from '../helpers/db.ts';
@@ -57,6 +58,7 @@ describe('physical compaction survives kill -9', () => {
           WHERE l.mod_revision <= ${compactAt}
             AND (l.deleted OR EXISTS (SELECT 1 FROM kv_log n WHERE n.key = l.key AND n.mod_revision > l.mod_revision AND n.mod_revision <= ${compactAt}))`;
         assert.equal(extra!.n, 0, 'no superseded row or tombstone at or below the compact revision');
+        await assertConsistent(url);
       } finally {
         raw.close();
         await p2.stop();

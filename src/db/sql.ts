@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { installArrayTypes } from './pgarrays.ts';
 import type { PgTarget } from './target.ts';
 
 export type Sql = postgres.Sql<Record<string, never>>;
@@ -15,12 +16,16 @@ export interface SqlOptions {
 /**
  * postgres.js pool. int8 comes back as a JS number (revisions stay far below 2^53); lease IDs,
  * which use the whole int64 range, are selected as text by the queries that need them.
+ * fetch_types is off: postgres.js would run an unguarded pg_type query on every new connection,
+ * whose failure (a backend terminated, a restart) is an unhandled rejection; the array types come
+ * from pgarrays.ts instead.
  */
 export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
   const common = {
     max: opts.max ?? 10,
     idle_timeout: 0,
     connect_timeout: 10,
+    fetch_types: false,
     onnotice: opts.onnotice ?? (() => undefined),
     ...(opts.onclose ? { onclose: opts.onclose } : {}),
     ...(opts.maxLifetime !== undefined ? { max_lifetime: opts.maxLifetime } : {}),
@@ -36,6 +41,9 @@ export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
       },
     },
   };
-  if (t.url) return postgres(t.url, common) as unknown as Sql;
-  return postgres({ ...common, host: t.host, port: t.port, user: t.user, database: t.database }) as unknown as Sql;
+  const sql = t.url
+    ? postgres(t.url, common)
+    : postgres({ ...common, host: t.host, port: t.port, user: t.user, database: t.database });
+  installArrayTypes(sql.options);
+  return sql as unknown as Sql;
 }

@@ -102,12 +102,16 @@ export class MemberRegistry {
 
   private async register(): Promise<void> {
     const self = this.opts.self;
-    const c = await connectPrimary(this.opts.target, {
+    // `let` before the call: the session can fail while connectPrimary is still running (a
+    // backend terminated during the handshake), and the handler must not touch a `const` that is
+    // not initialised yet (a ReferenceError thrown from an 'error' listener kills the process).
+    let c: pg.Client | undefined;
+    c = await connectPrimary(this.opts.target, {
       applicationName: `pgetcd member (${self.name})`,
       serverKeepalives: true,
       onError: (err) => {
         this.opts.log.warn({ err }, 'member session lost');
-        if (this.client === c) this.drop();
+        if (c !== undefined && this.client === c) this.drop();
       },
     });
     c.on('end', () => { if (this.client === c) this.drop(); });

@@ -12,6 +12,9 @@ const COMMANDS: Record<string, Entry> = {
   serve: { summary: 'run the etcd server (the default command)', load: async () => { throw new Error('unreachable'); } },
   migrate: { summary: 'apply, roll back or list schema migrations', load: async () => (await import('./migrate.ts')).migrateCommand },
   partitions: { summary: 'list, add, remove and tune kv_log partitions', load: async () => (await import('./partitions.ts')).partitionsCommand },
+  import: { summary: 'copy a kine database or a live etcd into an empty pgetcd database', load: async () => (await import('./import.ts')).importCommand },
+  export: { summary: 'write the live keys and leases as JSON lines', load: async () => (await import('./export.ts')).exportCommand },
+  check: { summary: 'check kv_log, kv_current, leases and meta against each other', load: async () => (await import('./check.ts')).checkCommand },
   compact: { summary: 'compact history up to a revision', load: async () => (await import('./compact.ts')).compactCommand },
 };
 

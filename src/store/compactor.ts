@@ -139,35 +139,52 @@ export class Compactor {
   }
 
   /**
-   * One chunk in one statement (so one transaction, on any pool connection: postgres.js 3.4 can
-   * crash the process when a transaction's pinned connection is used after its backend died);
-   * false when there is nothing left to do or another instance holds the compaction lock.
+   * One chunk: the revisions (lo, hi], partition by partition. Each partition's step is one
+   * statement (so one transaction, on any pool connection: postgres.js 3.4 can crash the process
+   * when a transaction's pinned connection is used after its backend died). A key's rows all sit
+   * in one partition (the kind is a function of the key), so each step finds the rows a newer
+   * row of the range supersedes by an index probe per row (LATERAL + LIMIT 1) and deletes them
+   * by ctid: a join would let the planner hash the whole partition for every chunk. Progress is
+   * recorded after the last partition; a step repeated after a crash finds nothing left to do.
+   * Stops (more: false) when nothing is left or another session holds the compaction lock.
    */
   private async chunk(): Promise<{ more: boolean; rows: number }> {
-    const rows = (await this.sql`
-      WITH st AS (
-        SELECT c.physical_revision AS lo, least(m.compact_revision, c.physical_revision + ${this.pacing.chunkRevisions}) AS hi,
-               m.compact_revision AS target
-        FROM meta m, compaction c
-        WHERE c.physical_revision < m.compact_revision AND pg_try_advisory_xact_lock(${COMPACT_LOCK})
-      ), superseded AS (
-        DELETE FROM kv_log l
-        USING (SELECT s.key, s.prev_revision, s.kind FROM kv_log s, st
-               WHERE s.mod_revision > st.lo AND s.mod_revision <= st.hi AND s.prev_revision > 0) s
-        WHERE l.key = s.key AND l.mod_revision = s.prev_revision AND l.kind = s.kind
-        RETURNING 1
-      ), tombstones AS (
-        DELETE FROM kv_log t USING st WHERE t.deleted AND t.mod_revision > st.lo AND t.mod_revision <= st.hi
-        RETURNING 1
-      ), done AS (
-        UPDATE compaction SET physical_revision = st.hi FROM st RETURNING st.lo, st.hi, st.target
-      )
-      SELECT lo, hi, target, (SELECT count(*) FROM superseded)::int AS superseded, (SELECT count(*) FROM tombstones)::int AS tombstones
-      FROM done`) as unknown as Array<{ lo: number; hi: number; target: number; superseded: number; tombstones: number }>;
-    const r = rows[0];
-    if (!r) return { more: false, rows: 0 };
+    const [st] = (await this.sql`
+      SELECT c.physical_revision AS lo, least(m.compact_revision, c.physical_revision + ${this.pacing.chunkRevisions}) AS hi,
+             m.compact_revision AS target
+      FROM meta m, compaction c WHERE c.physical_revision < m.compact_revision`) as unknown as Array<{ lo: number; hi: number; target: number }>;
+    if (!st) return { more: false, rows: 0 };
+    const parts = (await this.sql`
+      SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = 'kv_log'::regclass ORDER BY 1`) as unknown as Array<{ name: string }>;
+    let superseded = 0;
+    let tombstones = 0;
+    for (const { name } of parts) {
+      const t = `"${name.replace(/"/g, '""')}"`;
+      const [r] = (await this.sql.unsafe(`
+        WITH ok AS (SELECT pg_try_advisory_xact_lock($3) AS got),
+        superseded AS (
+          DELETE FROM ${t} l WHERE (SELECT got FROM ok) AND l.ctid = ANY (ARRAY(
+            SELECT v.ctid FROM ${t} s CROSS JOIN LATERAL (
+              SELECT x.ctid FROM ${t} x WHERE x.key = s.key AND x.mod_revision = s.prev_revision LIMIT 1
+            ) v
+            WHERE s.mod_revision > $1 AND s.mod_revision <= $2 AND s.prev_revision > 0))
+          RETURNING 1
+        ), tombstones AS (
+          DELETE FROM ${t} d WHERE (SELECT got FROM ok) AND d.deleted AND d.mod_revision > $1 AND d.mod_revision <= $2
+          RETURNING 1
+        )
+        SELECT (SELECT got FROM ok) AS got, (SELECT count(*) FROM superseded)::int AS s, (SELECT count(*) FROM tombstones)::int AS t`,
+      [st.lo, st.hi, COMPACT_LOCK])) as unknown as Array<{ got: boolean; s: number; t: number }>;
+      if (!r?.got) return { more: false, rows: superseded + tombstones };
+      superseded += r.s;
+      tombstones += r.t;
+    }
+    const done = (await this.sql`UPDATE compaction SET physical_revision = ${st.hi} WHERE physical_revision = ${st.lo} RETURNING 1`) as unknown as unknown[];
+    const r = { lo: st.lo, hi: st.hi, target: st.target, superseded, tombstones };
     this.chunks++;
     this.removed += r.superseded + r.tombstones;
+    if (done.length === 0) return { more: true, rows: r.superseded + r.tombstones };
     this.log.debug({ from: r.lo, to: r.hi, superseded: r.superseded, tombstones: r.tombstones }, 'compacted history');
     return { more: r.hi < r.target, rows: r.superseded + r.tombstones };
   }

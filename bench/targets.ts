@@ -16,7 +16,12 @@ import type { TargetKind } from './workload.ts';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Loopback ports reserved for benchmarks. */
-export const PORTS = { pgetcd: [23894, 23895], pgetcdMetrics: [23994, 23995], etcdClient: 23794, etcdPeer: 23804, embeddedPg: 5499 };
+/** PGETCD_BENCH_PORT_OFFSET shifts every port, for a bench beside another one (or a leftover server). */
+const OFFSET = Number(process.env.PGETCD_BENCH_PORT_OFFSET ?? 0);
+export const PORTS = {
+  pgetcd: [23894 + OFFSET, 23895 + OFFSET], pgetcdMetrics: [23994 + OFFSET, 23995 + OFFSET],
+  etcdClient: 23794 + OFFSET, etcdPeer: 23804 + OFFSET, embeddedPg: 5499 + OFFSET,
+};
 
 export interface CpuReading {
   /** The pgetcd node process(es) or etcd. */

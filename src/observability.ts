@@ -10,7 +10,7 @@ import { sampleStore } from './maintenance/sample.ts';
 import { Metrics, type MetricSources } from './metrics/index.ts';
 
 /** A database that does not answer a health ping within this long is unreachable. */
-const PING_TIMEOUT_MS = 2000;
+const PING_TIMEOUT_MS = 5000;
 /** pg-listen reconnects by itself; a listener down longer than this fails /health. */
 const LISTENER_GRACE_MS = 5000;
 /** How often the background probe refreshes etcd_server_has_leader. */
@@ -76,6 +76,8 @@ export class Observability {
 
   /** The database is up and migrated, the store and watch feed run: health and metrics read them now. */
   attach(parts: ObservedParts): void {
+    // The database has just answered the start-up queries.
+    this.metrics.databaseReachable(true);
     this.health.attach({
       ping: () => ping(parts.sql, PING_TIMEOUT_MS),
       indexReady: parts.indexReady,

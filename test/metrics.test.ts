@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { grpcLabels, parseScrape, scrape, type Scrape } from './helpers/prom.ts';
@@ -177,6 +178,20 @@ describe('/metrics after real traffic', () => {
     for (const p of problems) {
       const name = p.split(' ')[0]!;
       assert.ok(ETCD_NAMED.has(name) && p.includes('non-counter metrics should not have "_total" suffix'), `promtool: ${p}`);
+    }
+  });
+
+  it('every family the shipped dashboard and alerting rules query is exported', async () => {
+    const s = await scrape(base);
+    const files = ['deploy/prometheus/grafana-dashboard.json', 'deploy/prometheus/alerts.yml'];
+    for (const f of files) {
+      const text = fs.readFileSync(f, 'utf8');
+      const names = new Set([...text.matchAll(/\b((?:etcd|grpc_server|pgetcd|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!));
+      assert.ok(names.size > 10, f);
+      for (const n of [...names].filter((x) => !x.endsWith('_'))) {
+        const family = s.types.has(n) ? n : n.replace(/_(bucket|sum|count)$/, '');
+        assert.ok(s.types.has(family), `${f} queries ${n}, which /metrics does not export`);
+      }
     }
   });
 

@@ -39,7 +39,7 @@ export class HealthMonitor implements HealthSource {
   private migrated = false;
   private pinging: Promise<string | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastReachable: boolean | undefined;
+  private lastReachable: boolean | undefined = true;
 
   constructor(private readonly opts: HealthMonitorOptions) {}
 

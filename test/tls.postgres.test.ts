@@ -28,7 +28,7 @@ async function putGet(endpoint: string, key: string): Promise<void> {
 /** Runs the pgetcd binary to its exit; stdout and stderr together. */
 function runToExit(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), '--listen-metrics-urls', '', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createTestDatabase } from './helpers/db.ts';
-import { rawClients } from './helpers/raw.ts';
-import { freePort, startServerProcess } from './helpers/server.ts';
+import { createTestDatabase } from '../helpers/db.ts';
+import { rawClients } from '../helpers/raw.ts';
+import { freePort, startServerProcess } from '../helpers/server.ts';
 
 
 function logLines(out: string): Array<Record<string, unknown>> {

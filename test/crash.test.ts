@@ -35,7 +35,7 @@ describe('kill -9 in the middle of heavy writes', () => {
       }
     });
     // Kill once a good number of writes are acknowledged (by count, not time: a busy machine is slow).
-    await waitFor('200 acknowledged writes', async () => (acked.size >= 200 || failures > 0 ? true : undefined), 120_000);
+    await waitFor('100 acknowledged writes', async () => (acked.size >= 100 || failures > 0 ? true : undefined), 90_000);
     assert.equal(failures, 0, 'no write failed before the kill');
     await first.kill();
     stop = true;

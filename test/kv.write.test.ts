@@ -209,8 +209,17 @@ describe('request size (default --max-request-bytes 1.5 MiB)', () => {
     const r = await s.raw.call('KV', 'Range', { key: B('big') });
     const memberId: string = r.header.member_id;
     // Largest value whose raft entry still fits, for key "big2" (etcd's DefaultMaxRequestBytes).
+    // Binary search (the entry size grows with the value): n fits, n + 1 does not.
+    const big = Buffer.alloc(MAX);
+    const fits = (len: number): boolean => raftEntry(memberId, { key: B('big2'), value: big.subarray(0, len) }) <= MAX;
     let n = MAX - 100;
-    while (raftEntry(memberId, { key: B('big2'), value: Buffer.alloc(n + 1) }) <= MAX) n++;
+    let hi = MAX;
+    assert.ok(fits(n) && !fits(hi));
+    while (hi - n > 1) {
+      const mid = (n + hi) >>> 1;
+      if (fits(mid)) n = mid;
+      else hi = mid;
+    }
     // Measured on etcd 3.4 with such a member ID: a 10-byte request ID, value MAX - 28 the largest.
     if (BigInt.asUintN(16, BigInt(memberId)) >= 0x8000n) assert.equal(n, MAX - 28);
     await expectGrpcError(s.raw.call('KV', 'Put', { key: B('big2'), value: Buffer.alloc(n + 1, 120) }), INVALID, TOO_LARGE);

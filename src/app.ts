@@ -4,6 +4,7 @@ import { clientTls, type Config } from './config.ts';
 import { CertWatcher, serverOptions } from './net/tls.ts';
 import { EmbeddedPostgres } from './db/embedded.ts';
 import { checkSchema, migrate } from './db/migrate.ts';
+import { DbHealth } from './db/health.ts';
 import { createSql, type Sql } from './db/sql.ts';
 import { describeTarget, type PgTarget } from './db/target.ts';
 import { resolveEndpoint } from './db/endpoint.ts';
@@ -25,6 +26,7 @@ import { instrumentService } from './server/instrument.ts';
 import { autoCompactionPolicy, createOpsComponent } from './ops/component.ts';
 import { healthService } from './server/health.ts';
 import { ping } from './db/ping.ts';
+import { StoreError } from './store/errors.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -111,6 +113,10 @@ export class App {
       const ctx: ServerContext = {
         cfg, sql, target, store, log, clusterId, memberId, metrics: obs.metrics,
         maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
+        health: new DbHealth({
+          target, log: log.child({ mod: 'health' }), probeMs: 250, probeTimeoutMs: 2000,
+          unavailable: () => new StoreError('Unavailable', 'PostgreSQL primary unreachable'),
+        }),
       };
       const server = new grpc.Server({
         'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
@@ -202,6 +208,7 @@ export class App {
     });
     await closed;
     this.certWatcher?.close();
+    this.ctx.health?.stop();
     await this.store.close();
     await this.sql.end({ timeout: 5 });
     await this.embedded?.stop();

@@ -1,6 +1,6 @@
 /**
  * libpq's multi-host URLs (`postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write`):
- * postgres.js understands them itself; node-postgres (pg-listen's LISTEN session, the lease and
+ * postgres.js understands them itself; node-postgres (the LISTEN session, the lease and
  * member sessions, migrations) takes one host at a time, so such a URL is split into one URL per
  * host, tried in the order given, as libpq does.
  */

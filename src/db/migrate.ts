@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from '../log.ts';
-import { pgClientConfig, type PgTarget } from './target.ts';
+import { connectPrimary } from './session.ts';
+import type { PgTarget } from './target.ts';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
 
@@ -11,8 +11,7 @@ export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.met
 const MIGRATE_LOCK = 0x70676574_6364; // "pgetcd"
 
 export async function migrate(target: PgTarget, log: Logger, direction: 'up' | 'down' = 'up', count?: number): Promise<string[]> {
-  const client = new pg.Client(pgClientConfig(target));
-  await client.connect();
+  const client = await connectPrimary(target, { applicationName: 'pgetcd migrate', onError: (err) => log.warn({ err }, 'migration session failed') });
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATE_LOCK]);
     const ran = await runner({
@@ -51,8 +50,7 @@ export async function migrationNames(): Promise<string[]> {
 
 /** Each migration, applied or pending, plus those the database has that the code does not. */
 export async function migrationStatus(target: PgTarget): Promise<MigrationState[]> {
-  const client = new pg.Client(pgClientConfig(target));
-  await client.connect();
+  const client = await connectPrimary(target, { applicationName: 'pgetcd migrate', onError: () => undefined });
   try {
     const exists = await client.query<{ t: string | null }>("SELECT to_regclass('pgmigrations')::text AS t");
     const applied = new Map<string, Date>();
@@ -75,8 +73,7 @@ export async function migrationStatus(target: PgTarget): Promise<MigrationState[
  * Throws an Error with one line for the operator.
  */
 export async function checkSchema(target: PgTarget, pendingAllowed: boolean): Promise<void> {
-  const client = new pg.Client(pgClientConfig(target));
-  await client.connect();
+  const client = await connectPrimary(target, { applicationName: 'pgetcd migrate', onError: () => undefined });
   try {
     const r = await client.query<{ migrations: string | null; meta: string | null; tables: number }>(
       `SELECT to_regclass('pgmigrations')::text AS migrations, to_regclass('meta')::text AS meta,

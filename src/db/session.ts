@@ -1,6 +1,9 @@
 import pg from 'pg';
 import { describeTarget, pgClientConfigs, type PgTarget } from './target.ts';
 
+/** Error code of connectPrimary when every host answered but none is a primary (mid-failover). */
+export const STANDBY_CODE = 'PGETCD_STANDBY';
+
 export interface SessionOptions {
   applicationName: string;
   /** Attached before connecting, so an error during or after the handshake never goes unhandled. */
@@ -31,7 +34,7 @@ export async function connectPrimary(target: PgTarget, opts: SessionOptions): Pr
       await c.connect();
       const r = await c.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
       if (r.rows[0]?.standby) {
-        lastErr = new Error('server is a standby (in recovery)');
+        lastErr = Object.assign(new Error('server is a standby (in recovery)'), { code: STANDBY_CODE });
         await c.end().catch(() => undefined);
         continue;
       }
@@ -48,5 +51,7 @@ export async function connectPrimary(target: PgTarget, opts: SessionOptions): Pr
     }
   }
   const why = lastErr instanceof Error ? lastErr.message : String(lastErr);
-  throw Object.assign(new Error(`no writable PostgreSQL at ${describeTarget(target)}: ${why}`), { cause: lastErr });
+  // The last host's error code is kept, so callers can tell a refused login from a server not up yet.
+  const code = (lastErr as { code?: unknown } | undefined)?.code;
+  throw Object.assign(new Error(`no writable PostgreSQL at ${describeTarget(target)}: ${why}`), { cause: lastErr, ...(typeof code === 'string' ? { code } : {}) });
 }

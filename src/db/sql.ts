@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { installArrayTypes } from './pgarrays.ts';
+import { isMultiHost } from './hosts.ts';
 import type { PgTarget } from './target.ts';
 
 export type Sql = postgres.Sql<Record<string, never>>;
@@ -41,8 +42,10 @@ export function createSql(t: PgTarget, opts: SqlOptions = {}): Sql {
       },
     },
   };
+  // A multi-host endpoint: connect to the primary only (postgres.js's "read-write" looks at
+  // default_transaction_read_only, which a hot standby reports off; "primary" asks in_hot_standby).
   const sql = t.url
-    ? postgres(t.url, common)
+    ? postgres(t.url, { ...common, ...(isMultiHost(t.url) ? { target_session_attrs: 'primary' as const } : {}) })
     : postgres({ ...common, host: t.host, port: t.port, user: t.user, database: t.database });
   installArrayTypes(sql.options);
   return sql as unknown as Sql;

@@ -1,7 +1,7 @@
-import pg from 'pg';
 import { ConfigError } from '../config/load.ts';
 import type { Logger } from '../log.ts';
-import { describeTarget, pgClientConfig, type PgTarget } from './target.ts';
+import { connectPrimary, STANDBY_CODE } from './session.ts';
+import { describeTarget, type PgTarget } from './target.ts';
 
 /** Failures that mean "not up yet": worth waiting for. Anything else stops the start. */
 const TRANSIENT_CODES = new Set([
@@ -9,6 +9,7 @@ const TRANSIENT_CODES = new Set([
   '57P03', // cannot_connect_now: the database system is starting up / shutting down
   '53300', // too_many_connections
   '08006', '08001', '08004',
+  STANDBY_CODE, // every host of a multi-host endpoint is a standby: a failover is under way
 ]);
 
 /** TLS handshake failures: the configuration is wrong, waiting will not help. */
@@ -28,22 +29,14 @@ function errMessage(err: unknown): string {
   return typeof e?.message === 'string' && e.message !== '' ? e.message.split('\n')[0]! : String(err);
 }
 
-function connectOnce(target: PgTarget, timeoutMs: number): Promise<void> {
-  const client = new pg.Client({ ...pgClientConfig(target), connectionTimeoutMillis: timeoutMs, application_name: 'pgetcd' });
-  client.on('error', () => undefined);
-  return client.connect().then(
-    async () => {
-      try {
-        await client.query('SELECT 1');
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    },
-    async (err: unknown) => {
-      await client.end().catch(() => undefined);
-      throw err;
-    },
-  );
+/** One connection to the primary (the hosts of a multi-host endpoint in order) and a `SELECT 1`. */
+async function connectOnce(target: PgTarget, timeoutMs: number): Promise<void> {
+  const client = await connectPrimary(target, { applicationName: 'pgetcd', connectTimeoutMs: timeoutMs, onError: () => undefined });
+  try {
+    await client.query('SELECT 1');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /**

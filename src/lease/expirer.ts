@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { pgClientConfig, type PgTarget } from '../db/target.ts';
+import { connectPrimary } from '../db/session.ts';
+import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
 import { ELECTION_LOCK, PROMOTED_LOCK } from './locks.ts';
 
@@ -152,28 +153,19 @@ export class LeaseExpirer {
   }
 
   private async connect(): Promise<pg.Client> {
-    const c = new pg.Client({
-      ...pgClientConfig(this.opts.target),
-      application_name: `pgetcd lease expiry (${this.opts.name})`.slice(0, 63),
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 5000,
-      connectionTimeoutMillis: 10_000,
-    });
-    c.on('error', (err) => {
-      // The pending query (if any) fails too; run() then reconnects.
-      this.opts.log.debug({ err }, 'lease expiry session error');
-      if (this.client === c) this.dropClient();
+    // The server notices a vanished holder (host or network gone) within ~11 s instead of the
+    // kernel's default two hours, and frees the role (serverKeepalives; ignored on Unix sockets).
+    let c: pg.Client | undefined;
+    c = await connectPrimary(this.opts.target, {
+      applicationName: `pgetcd lease expiry (${this.opts.name})`,
+      serverKeepalives: true,
+      onError: (err) => {
+        // The pending query (if any) fails too; run() then reconnects.
+        this.opts.log.debug({ err }, 'lease expiry session error');
+        if (c && this.client === c) this.dropClient();
+      },
     });
     this.client = c;
-    try {
-      await c.connect();
-      // The server notices a vanished holder (host or network gone) within ~11 s instead of
-      // the kernel's default two hours, and frees the role. Ignored on Unix sockets.
-      await c.query('SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3');
-    } catch (err) {
-      if (this.client === c) this.dropClient();
-      throw err;
-    }
     return c;
   }
 

@@ -22,6 +22,8 @@ export interface RegistryOptions {
   self: Member;
   /** Pause before re-registering after the session was lost. */
   retryMs: number;
+  /** The session was lost (the database may be failing over). */
+  onLost?: (err: unknown) => void;
 }
 
 /** Rows whose advisory lock some session holds: the running instances. */
@@ -111,25 +113,27 @@ export class MemberRegistry {
       serverKeepalives: true,
       onError: (err) => {
         this.opts.log.warn({ err }, 'member session lost');
+        this.opts.onLost?.(err);
         if (c !== undefined && this.client === c) this.drop();
       },
     });
-    c.on('end', () => { if (this.client === c) this.drop(); });
-    this.client = c;
+    const session = c;
+    session.on('end', () => { if (this.client === session) this.drop(); });
+    this.client = session;
     let key = 0;
     for (let i = 0; i < 100 && key === 0; i++) {
       const k = randomInt(1, 2 ** 31);
-      const r = await c.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', [MEMBER_LOCK_CLASS | 0, k]);
+      const r = await session.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', [MEMBER_LOCK_CLASS | 0, k]);
       if (r.rows[0]?.got) key = k;
     }
     if (key === 0) throw new Error('no free member lock key');
-    const dup = await c.query<{ name: string }>(`SELECT name FROM members m WHERE id = $1 AND ${LIVE}`, [self.id]);
+    const dup = await session.query<{ name: string }>(`SELECT name FROM members m WHERE id = $1 AND ${LIVE}`, [self.id]);
     if (dup.rows.length > 0) {
       this.opts.log.error({ member: self.id, name: self.name }, 'another running instance has this member ID (same --name and --advertise-client-urls); MemberList shows one of them');
     }
     // Rows of dead instances go; ours is (re)written.
-    await c.query(`DELETE FROM members m WHERE NOT ${LIVE}`);
-    await c.query(
+    await session.query(`DELETE FROM members m WHERE NOT ${LIVE}`);
+    await session.query(
       `INSERT INTO members (id, name, client_urls, started_at, lock_key) VALUES ($1, $2, $3, now(), $4)
        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, client_urls = EXCLUDED.client_urls,
          started_at = EXCLUDED.started_at, lock_key = EXCLUDED.lock_key`,

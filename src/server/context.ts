@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Config } from '../config.ts';
+import type { DbHealth } from '../db/health.ts';
 import type { Sql } from '../db/sql.ts';
 import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
@@ -26,6 +27,8 @@ export interface ServerContext {
   /** etcd's --max-request-bytes: larger write requests get "request is too large". */
   maxRequestBytes: number;
   header(revision: number): WireHeader;
+  /** Whether the primary is reachable (requests fail fast with UNAVAILABLE while it is not). */
+  health?: DbHealth;
 }
 
 export const RAFT_TERM = 2;
@@ -52,11 +55,17 @@ export function unary<Req extends object, Res>(
     const done = (): void => warnIfSlow(ctx.log, ctx.cfg.warningApplyDuration, call.getPath(), call.request, t0);
     let p: Promise<Res>;
     try {
-      p = f(call.request, requestSize(call.request));
+      p = ctx.health ? ctx.health.guard(() => f(call.request, requestSize(call.request))) : f(call.request, requestSize(call.request));
     } catch (err) {
       callback(toGrpcError(err, ctx.log));
       return;
     }
-    p.then((res) => { done(); callback(null, res); }, (err: unknown) => { done(); callback(toGrpcError(err, ctx.log)); });
+    p.then((res) => { done(); callback(null, res); }, (err: unknown) => {
+      done();
+      const status = toGrpcError(err, ctx.log);
+      // A lost connection may be a failover: the health probe decides whether to fail fast.
+      if (status.code === grpc.status.UNAVAILABLE) ctx.health?.suspect(err);
+      callback(status);
+    });
   };
 }

@@ -26,6 +26,7 @@ export function createMaintenanceComponent(ctx: ServerContext): Component {
     log: ctx.log.child({ mod: 'members' }),
     self: { id: ctx.memberId, name: ctx.cfg.name, clientUrls: ctx.cfg.advertiseClientUrls },
     retryMs: 1000,
+    onLost: (err) => ctx.health?.suspect(err),
   });
   return {
     services: { Maintenance: maintenanceService(ctx), Cluster: clusterService(ctx, registry) },

@@ -31,6 +31,8 @@ export interface WatchService {
   definition: grpc.ServiceDefinition;
   /** Ends every open stream with etcd's "server stopped" (UNAVAILABLE: clients reconnect elsewhere). */
   closeAll(): void;
+  /** Cancels every watcher of every stream with a reason; the streams stay open. */
+  cancelAll(reason: string, compactRevision: number): void;
   readonly streams: number;
 }
 
@@ -93,6 +95,9 @@ export function watchService(ctx: ServerContext, open: (sink: SessionSink) => Se
         open_.delete(call);
         call.emit('error', etcdError('Stopped'));
       }
+    },
+    cancelAll(reason, compactRevision) {
+      for (const session of open_.values()) session.cancelAll(reason, compactRevision);
     },
     get streams() {
       return open_.size;

@@ -22,6 +22,11 @@ export class PageCounts {
     return this.counts.get(entry(req.revision, req.key, req.range_end));
   }
 
+  /** Forgets every count (the history they were counted in is gone: see regression.ts). */
+  clear(): void {
+    this.counts.clear();
+  }
+
   /** Learns the next page's count from an answer (when it is a key-ordered page with more). */
   learn(req: RangeRequest, r: PackedRangeResponse): void {
     if (!r.more || r.kvs === 0 || req.limit <= 0 || !keyOrdered(req) || isSingleKey(req.range_end)) return;

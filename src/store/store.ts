@@ -6,6 +6,7 @@ import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery } from './reader.ts';
 import { PageCounts } from './pagecounts.ts';
+import { RevisionGuard } from './regression.ts';
 import type {
   CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, TxnRequest, TxnResponse,
@@ -40,6 +41,8 @@ export interface StoreOptions {
 export class Store {
   readonly writer: Writer;
   readonly compactor: Compactor;
+  /** Detects the database going back behind revisions this instance served (async failover). */
+  readonly guard: RevisionGuard;
   private readonly index = new KeyIndex();
   private readonly pageCounts = new PageCounts(PAGE_COUNTS);
   private indexLoad: Promise<void> | undefined;
@@ -48,7 +51,16 @@ export class Store {
   private readonly settleListeners: Array<() => void> = [];
 
   constructor(readonly sql: Sql, private readonly opts: StoreOptions) {
+    this.guard = new RevisionGuard(sql, opts.log.child({ mod: 'regression' }));
+    this.guard.onRegression(() => {
+      // Counts and key metadata learned from the lost revisions are wrong now.
+      this.pageCounts.clear();
+      this.index.drop();
+      void this.loadIndex();
+    });
+    this.commitListeners.push((c) => this.guard.serve(c.to));
     this.writer = new Writer(sql, {
+      guard: this.guard,
       log: opts.log.child({ mod: 'writer' }),
       maxBatch: opts.maxBatch,
       maxBatchBytes: opts.maxBatchBytes,
@@ -112,7 +124,10 @@ export class Store {
   /** A Range, its key-values packed as PostgreSQL built them (see PackedRangeResponse). */
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
     checkRange(req);
+    const floor = this.guard.served;
     const r = await dbCall(() => packedRangeQuery(this.sql, req, this.pageCounts.get(req)));
+    this.guard.check(r.header.revision, floor);
+    this.guard.serve(r.header.revision);
     this.pageCounts.learn(req, r);
     return r;
   }

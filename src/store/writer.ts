@@ -10,6 +10,7 @@ import { kindOf as kindOfKey } from './kind.ts';
 import type { KeyIndex } from './keyindex.ts';
 import { fill, speculate } from './speculate.ts';
 import { writeFaults } from './faults.ts';
+import type { RevisionGuard } from './regression.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -44,6 +45,8 @@ export interface WriterOptions {
   index?: KeyIndex;
   /** Told about each batch (metrics). */
   observer?: WriteObserver;
+  /** Refuses a batch when the store is behind a revision already served (see regression.ts). */
+  guard?: RevisionGuard;
 }
 
 /** What the writer reports about its batches; the store does not know how it is kept. */
@@ -198,6 +201,7 @@ export class Writer {
 
   /** Phase 1: lock, read, evaluate. Nothing is written yet. */
   private async prepare(i: number, ms: Mutation[]): Promise<Prepared> {
+    const floor = this.opts.guard?.served ?? 0;
     const slot = this.connection(i);
     if (slot.ready) await slot.ready;
     const conn = slot.sql;
@@ -226,6 +230,7 @@ export class Writer {
 
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
+    this.opts.guard?.check(m.revision, floor);
     this.opts.index?.saw(m.revision);
     const live = new Map<string, Entry>();
     // A key may come back more than once (in a point and a range); keep the copy with its value.

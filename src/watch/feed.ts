@@ -1,7 +1,7 @@
-import pgListen, { type Subscriber } from 'pg-listen';
 import type { Sql } from '../db/sql.ts';
-import { pgClientConfig, type PgTarget } from '../db/target.ts';
+import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
+import { Listener } from './listen.ts';
 import { readLog } from './logread.ts';
 import type { FeedEvent, LogBatch } from './types.ts';
 
@@ -27,8 +27,15 @@ export interface FeedOptions {
   localBusy?: () => boolean;
   /** Told of each batch handed to onBatch: its events, and ms since the notification it answers (if any). */
   onDelivered?: (events: number, lagMs?: number) => void;
-  /** pg-listen's liveness check of the LISTEN connection (ms; a `SELECT pg_backend_pid()`). */
+  /** Liveness check of the LISTEN connection (ms; a `SELECT 1`). */
   livenessCheckMs: number;
+  /**
+   * Checks a read's store revision against what this instance already served (taken before the
+   * read: see RevisionGuard); throws when the database went back in time.
+   */
+  guard?: { readonly served: number; check(storeRevision: number, floor: number): void };
+  /** The LISTEN connection was lost (the database may be failing over). */
+  onLost?: (err: unknown) => void;
 }
 
 export interface FeedStats {
@@ -60,7 +67,7 @@ interface Waiter {
 }
 
 /**
- * The change feed of one instance: one LISTEN connection (pg-listen, which reconnects by itself)
+ * The change feed of one instance: one LISTEN connection (listen.ts, which reconnects by itself)
  * on channel pgetcd_kv, and a reader of kv_log. A notification, a local commit or a reconnect
  * only nudges the reader; the reader always continues from the last revision it delivered, so a
  * notification lost while the connection was down loses nothing. There is no timer-driven read.
@@ -80,7 +87,7 @@ export class Feed {
   /** Index of the latest read after which the feed had delivered everything that read saw. */
   private caughtUpRead = 0;
   private waiters: Waiter[] = [];
-  private subscriber: Subscriber | undefined;
+  private listener: Listener | undefined;
   private started = false;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -93,58 +100,45 @@ export class Feed {
   constructor(private readonly opts: FeedOptions) {}
 
   async start(): Promise<void> {
-    // pg-listen is CommonJS: its module object is the function and also carries it as .default.
-    const sub = pgListen.default({ ...pgClientConfig(this.opts.target), application_name: LISTEN_APPLICATION_NAME }, {
-      paranoidChecking: this.opts.livenessCheckMs,
-      // pg-listen's reconnect loop ignores close(); throwing here is the only way to end it, so
-      // a feed stopped while PostgreSQL is down does not retry forever (and keep node alive).
-      retryInterval: (attempt: number) => {
-        if (this.stopped) throw new Error('watch feed stopped');
-        return Math.min(100 * 2 ** attempt, 2000);
+    const listener = new Listener({
+      target: this.opts.target,
+      channel: CHANNEL,
+      applicationName: LISTEN_APPLICATION_NAME,
+      log: this.opts.log,
+      livenessCheckMs: this.opts.livenessCheckMs,
+      onNotify: (payload) => {
+        this.stats.notifications++;
+        // A payload that is not a revision (a compaction's "compact:<rev>") means: read.
+        const r = /^\d+$/.test(payload) ? Number(payload) : Infinity;
+        if (r !== Infinity) this.opts.onNotify?.(r);
+        if (r !== Infinity && r > this.revision && !this.notified && this.opts.onDelivered) this.notified = { revision: r, at: performance.now() };
+        if (r !== Infinity && this.opts.localBusy?.()) {
+          this.deferred = Math.max(this.deferred, r);
+          return;
+        }
+        this.poke(r);
       },
-      // Never give up: the feed is useless without its connection.
-      retryLimit: Infinity,
-      retryTimeout: 0,
-      parse: (s: string) => Number(s),
-    });
-    this.subscriber = sub;
-    sub.notifications.on(CHANNEL, (rev: unknown) => {
-      this.stats.notifications++;
-      // A payload that is not a revision (a compaction's "compact:<rev>") means: read.
-      const r = typeof rev === 'number' && Number.isFinite(rev) ? rev : Infinity;
-      if (r !== Infinity) this.opts.onNotify?.(r);
-      if (r !== Infinity && r > this.revision && !this.notified && this.opts.onDelivered) this.notified = { revision: r, at: performance.now() };
-      if (r !== Infinity && this.opts.localBusy?.()) {
-        this.deferred = Math.max(this.deferred, r);
-        return;
-      }
-      this.poke(r);
-    });
-    sub.events.on('reconnect', (attempt: number) => {
-      this.downSince ??= Date.now();
-      if (attempt === 1) this.stats.reconnects++;
-      this.opts.log.warn({ attempt }, 'LISTEN connection lost; reconnecting');
-    });
-    sub.events.on('connected', () => {
-      this.downSince = undefined;
-      if (this.stopped) {
-        // A reconnect that finished after stop(): release it.
-        void sub.close().catch(() => undefined);
-        return;
-      }
-      // Notifications sent while the connection was down are lost: read from where we are.
-      if (this.revision > 0) {
+      onLost: (err) => {
+        this.downSince ??= Date.now();
+        this.stats.reconnects++;
+        this.opts.onLost?.(err);
+      },
+      onReconnected: () => {
+        this.downSince = undefined;
+        // Notifications sent while the connection was down are lost: read from where we are.
         this.opts.log.info({ revision: this.revision }, 'LISTEN connection up; reading what was missed');
+        // The database is back: a read waiting out its backoff goes now.
+        if (this.retryTimer) {
+          clearTimeout(this.retryTimer);
+          this.retryTimer = undefined;
+          this.retryDelay = 0;
+        }
         this.poke(Infinity);
-      }
+      },
     });
-    sub.events.on('error', (err: Error) => {
-      if (this.stopped) return;
-      this.opts.log.error({ err }, 'LISTEN connection failed');
-    });
-    await sub.connect();
+    this.listener = listener;
+    await listener.start();
     this.downSince = undefined;
-    await sub.listenTo(CHANNEL);
     // LISTEN is active: every later commit notifies us, so starting at the revision read now
     // leaves no gap.
     const first = await readLog(this.opts.sql, 0, 0);
@@ -164,9 +158,9 @@ export class Feed {
     clearTimeout(this.retryTimer);
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
-    const sub = this.subscriber;
-    this.subscriber = undefined;
-    if (sub) await sub.close().catch(() => undefined);
+    const l = this.listener;
+    this.listener = undefined;
+    if (l) await l.stop();
   }
 
   /** A commit at `revision` happened (Infinity: something may have happened). */
@@ -239,8 +233,11 @@ export class Feed {
       let from = this.revision;
       try {
         this.stats.reads++;
+        const floor = this.opts.guard?.served ?? 0;
         if (readFault) from = await readFault(from);
         batch = await readLog(this.opts.sql, from, this.opts.window);
+        // The database went back behind what was delivered (async failover): never move back.
+        this.opts.guard?.check(batch.storeRevision, Math.max(floor, this.revision));
         this.retryDelay = 0;
       } catch (err) {
         this.stats.readErrors++;

@@ -50,7 +50,10 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
   const feed = new Feed({
     sql: ctx.sql, target: ctx.target, log, window: FEED_WINDOW_REVISIONS,
     livenessCheckMs: LISTEN_LIVENESS_CHECK_MS,
+    guard: ctx.store.guard,
+    onLost: (err) => ctx.health?.suspect(err),
     onBatch: (b) => {
+      ctx.store.guard.serve(b.to);
       hub.onBatch(b);
       ctx.store.observeLog(b.from, b.to, indexChanges(b.events));
     },
@@ -68,6 +71,11 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
     log,
   };
   const service = watchService(ctx, (sink) => new Session(hub, feed, sink, sessionOpts));
+  // The database lost revisions that watchers may have seen: they must list again.
+  ctx.store.guard.onRegression((r) => {
+    hub.ring.reset(hub.revision);
+    service.cancelAll(`etcdserver: watch canceled: the database lost revisions ${r.storeRevision + 1}..${r.servedRevision} in a failover; list again`, r.servedRevision);
+  });
   return {
     services: { Watch: service.impl },
     definitions: { Watch: service.definition },

@@ -13,7 +13,7 @@ export const CATCHUP_CONCURRENCY = 4;
 export const CATCHUP_ROWS = 1000;
 /** Bytes of events a catching-up watcher gets at a time; it then waits until its stream has room. */
 export const CATCHUP_CHUNK_BYTES = 1024 * 1024;
-/** pg-listen's liveness check of the LISTEN connection (a `SELECT pg_backend_pid()`), in ms. */
+/** Liveness check of the LISTEN connection (a `SELECT 1`), in ms. */
 export const LISTEN_LIVENESS_CHECK_MS = 30_000;
 /** etcd fragments at --max-request-bytes plus its gRPC overhead allowance. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;

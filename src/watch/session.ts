@@ -517,11 +517,18 @@ export class Session {
     this.out.length = 0;
     this.head = 0;
     this.out.push(...kept);
-    const reason = slowStreamReason(this.opts.maxQueuedBytes);
+    this.cancelAll(slowStreamReason(this.opts.maxQueuedBytes), 0);
+  }
+
+  /**
+   * Cancels every watcher of the stream with a reason (and a compact revision, when clients
+   * must re-list: etcd clients treat a compacted watch as "list again"); the stream stays open.
+   */
+  cancelAll(reason: string, compactRevision: number): void {
     const rev = this.hub.revision;
     for (const w of this.watchers.values()) {
       if (w.handle) this.hub.remove(w.handle);
-      this.sendControl({ ...blank(w.id, rev), canceled: true, cancelReason: reason });
+      this.sendControl({ ...blank(w.id, rev), canceled: true, cancelReason: reason, compactRevision });
     }
     this.watchers.clear();
     this.maybeUnsynced.clear();

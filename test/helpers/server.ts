@@ -46,6 +46,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
   /** SIGKILL and wait. */
   kill(): Promise<void>;
+  /** Everything the process wrote to stdout and stderr so far (its log lines). */
+  output(): string;
 }
 
 /** Starts pgetcd as a child process (for kill -9 and multi-process tests). */
@@ -70,6 +72,7 @@ export async function startServerProcess(databaseUrl: string, port: number, extr
   return {
     child,
     endpoint: `127.0.0.1:${port}`,
+    output: () => out,
     stop: async () => { child.kill('SIGTERM'); await wait(); },
     kill: async () => { child.kill('SIGKILL'); await wait(); },
   };

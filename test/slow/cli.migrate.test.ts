@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { migrate, migrationNames } from '../src/db/migrate.ts';
-import { targetFromUrl } from '../src/db/target.ts';
-import { createLogger } from '../src/log.ts';
-import { runPgetcd } from './helpers/cli.ts';
-import { createTestDatabase, sqlFor } from './helpers/db.ts';
-import { freePort, startServer } from './helpers/server.ts';
+import { migrate, migrationNames } from '../../src/db/migrate.ts';
+import { targetFromUrl } from '../../src/db/target.ts';
+import { createLogger } from '../../src/log.ts';
+import { runPgetcd } from '../helpers/cli.ts';
+import { createTestDatabase, sqlFor } from '../helpers/db.ts';
+import { freePort, startServer } from '../helpers/server.ts';
 
 const log = createLogger('silent');
 

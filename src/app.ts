@@ -107,6 +107,7 @@ export class App {
         maxBatch: cfg.maxBatch,
         maxBatchBytes: cfg.maxBatchBytes,
         keyIndex: cfg.keyIndex,
+        cacheMaxBytes: cfg.cacheMaxBytes,
         observer: obs.metrics,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
       });

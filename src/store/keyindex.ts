@@ -16,6 +16,8 @@ export interface IndexChange {
   mod_revision: number;
   version: number;
   lease: string;
+  /** The value, for the head cache (headcache.ts); the index ignores it. */
+  value?: Buffer;
 }
 
 export interface IndexStats {

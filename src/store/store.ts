@@ -2,6 +2,7 @@ import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { Compactor, type CompactionObserver } from './compactor.ts';
 import { StoreError } from './errors.ts';
+import { HeadCache, type HeadCacheStats } from './headcache.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
 import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery } from './reader.ts';
@@ -16,6 +17,11 @@ import { Writer, type Commit, type WriteObserver } from './writer.ts';
 
 /** Paginated lists whose next page's count is remembered (see PageCounts). */
 const PAGE_COUNTS = 1024;
+/**
+ * How long a linearizable Range waits for the head cache to apply the store's revision before it
+ * reads from PostgreSQL instead: about a commit's round trip plus the feed's read of kv_log.
+ */
+const CACHE_WAIT_MS = 50;
 
 export interface StoreOptions {
   log: Logger;
@@ -28,6 +34,8 @@ export interface StoreOptions {
   connect: (onClose: () => void) => Sql;
   /** false: no key index, every write batch reads from the database first. */
   keyIndex?: boolean;
+  /** Bound of the head cache (live keys with values, answering Ranges); 0: no cache. */
+  cacheMaxBytes?: number;
   /** Told about each write batch and compaction pass (metrics). */
   observer?: WriteObserver & CompactionObserver;
 }
@@ -44,6 +52,8 @@ export class Store {
   /** Detects the database going back behind revisions this instance served (async failover). */
   readonly guard: RevisionGuard;
   private readonly index = new KeyIndex();
+  private readonly cache: HeadCache | undefined;
+  private cacheLoad: Promise<void> | undefined;
   private readonly pageCounts = new PageCounts(PAGE_COUNTS);
   private indexLoad: Promise<void> | undefined;
   private closed = false;
@@ -65,11 +75,15 @@ export class Store {
       maxBatch: opts.maxBatch,
       maxBatchBytes: opts.maxBatchBytes,
       connect: opts.connect,
-      onCommit: (c) => { for (const l of this.commitListeners) l(c); },
+      onCommit: (c) => {
+        this.cache?.advance(c.from, c.to, c.rows, false);
+        for (const l of this.commitListeners) l(c);
+      },
       onSettled: () => { for (const l of this.settleListeners) l(); },
       ...(opts.keyIndex === false ? {} : { index: this.index }),
       ...(opts.observer ? { observer: opts.observer } : {}),
     });
+    if (opts.cacheMaxBytes) this.cache = new HeadCache(opts.cacheMaxBytes);
     this.compactor = new Compactor(sql, opts.log.child({ mod: 'compactor' }), opts.observer);
   }
 
@@ -79,6 +93,7 @@ export class Store {
    * reported through observeLog().
    */
   loadIndex(): Promise<void> {
+    this.loadCache();
     if (this.opts.keyIndex === false || this.closed) return Promise.resolve();
     this.indexLoad ??= this.index.load(this.sql)
       .then(() => this.opts.log.info(this.index.stats(), 'key index loaded'))
@@ -91,7 +106,11 @@ export class Store {
    * Every committed change of revisions (from, to], in order, as the change feed reads them
    * from kv_log (from every instance). Keeps the key index current.
    */
-  observeLog(from: number, to: number, changes: Iterable<IndexChange>): void {
+  observeLog(from: number, to: number, changes: readonly IndexChange[]): void {
+    if (this.cache) {
+      this.cache.advance(from, to, changes, true);
+      if (this.cache.mayLoad) this.loadCache();
+    }
     if (this.opts.keyIndex === false) return;
     this.index.advance(from, to, changes, true);
     if (this.index.revision < 0 && !this.indexLoad) void this.loadIndex();
@@ -100,6 +119,20 @@ export class Store {
   /** Somebody committed `revision` (a notification). */
   observeRevision(revision: number): void {
     this.index.saw(revision);
+  }
+
+  /** Loads the head cache in the background (ranges read from the database until it is ready). */
+  private loadCache(): void {
+    const cache = this.cache;
+    if (!cache || this.closed || this.cacheLoad || !cache.mayLoad) return;
+    this.cacheLoad = cache.load(this.sql)
+      .then(() => this.opts.log.info(cache.stats(), cache.ready ? 'head cache loaded' : 'head cache over --cache-max-bytes; ranges read from the database'))
+      .catch((err: unknown) => this.opts.log.warn({ err }, 'loading the head cache failed; ranges read from the database'))
+      .finally(() => { this.cacheLoad = undefined; });
+  }
+
+  cacheStats(): HeadCacheStats | undefined {
+    return this.cache?.stats();
   }
 
   indexStats(): IndexStats {
@@ -125,10 +158,41 @@ export class Store {
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
     checkRange(req);
     const floor = this.guard.served;
+    const cached = this.cache?.ready ? await this.rangeFromCache(this.cache, req) : undefined;
+    if (cached) return cached;
     const r = await dbCall(() => packedRangeQuery(this.sql, req, this.pageCounts.get(req)));
     this.guard.check(r.header.revision, floor);
     this.guard.serve(r.header.revision);
     this.pageCounts.learn(req, r);
+    return r;
+  }
+
+  /**
+   * A Range from the head cache, or undefined when the cache cannot answer it. Linearizable as
+   * etcd's ReadIndex: the store's revision is read (one tiny statement, after the request
+   * arrived), and the answer waits until the cache has applied at least that revision — every
+   * write acknowledged before the request is in it, and nothing that was not committed. A
+   * serializable head read skips the statement, as etcd answers it from the local member, but
+   * not when a notification says the cache is behind. A past revision always reads the
+   * revision, for the compaction check.
+   */
+  private async rangeFromCache(cache: HeadCache, req: RangeRequest): Promise<PackedRangeResponse | undefined> {
+    let compactRevision = 0;
+    if (req.serializable && req.revision <= 0) {
+      if (cache.revision < this.index.seen) {
+        cache.missed();
+        return undefined;
+      }
+    } else {
+      const m = await this.currentRevision();
+      if (!(await cache.waitFor(m.revision, CACHE_WAIT_MS))) {
+        cache.missed();
+        return undefined;
+      }
+      compactRevision = m.compactRevision;
+    }
+    const r = cache.range(req, compactRevision);
+    if (!r) cache.missed();
     return r;
   }
 
@@ -184,6 +248,7 @@ export class Store {
   async close(): Promise<void> {
     this.closed = true;
     await this.indexLoad;
+    await this.cacheLoad;
     await this.writer.close();
   }
 }

@@ -12,11 +12,14 @@ import { localEvents } from './local.ts';
 import type { FeedEvent } from './types.ts';
 import type { IndexChange } from '../store/keyindex.ts';
 
-function* indexChanges(events: FeedEvent[]): Iterable<IndexChange> {
-  for (const e of events) {
+function indexChanges(events: FeedEvent[]): IndexChange[] {
+  return events.map((e) => {
     const kv = e.event.kv;
-    yield { key: kv.key, deleted: e.event.type === 1, create_revision: kv.create_revision, mod_revision: kv.mod_revision, version: kv.version, lease: kv.lease };
-  }
+    return {
+      key: kv.key, deleted: e.event.type === 1, create_revision: kv.create_revision, mod_revision: kv.mod_revision,
+      version: kv.version, lease: kv.lease, value: kv.value,
+    };
+  });
 }
 
 export interface WatchStats {

@@ -1,0 +1,361 @@
+import type { Sql } from '../db/sql.ts';
+import { StoreError } from './errors.ts';
+import { packedEntry } from './packed.ts';
+import { finishRange, isFromKey, isSingleKey } from './rangeview.ts';
+import type { KeyValue, PackedRangeResponse, RangeRequest } from './types.ts';
+
+/** One committed change as the cache takes it: a kv_log row with its value. */
+export interface CacheChange {
+  key: Buffer;
+  deleted: boolean;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  lease: string;
+  value?: Buffer;
+}
+
+export interface HeadCacheStats {
+  keys: number;
+  bytes: number;
+  revision: number;
+  /** Ranges answered from memory, and those sent to SQL (cold, behind, history unknown). */
+  hits: number;
+  misses: number;
+  /** Times the cache was dropped (a gap in the feed, or over its memory bound). */
+  drops: number;
+}
+
+/** Fixed part of a packed entry: four int64 and the key's int32 length (see packed.ts). */
+const HEAD = 36;
+/** What V8 and the Map/array spend on a key beyond its bytes (measured, rounded up). */
+const PER_KEY_OVERHEAD = 200;
+/** Recent changes remembered to answer ranges at a past revision (key and revision each). */
+const HISTORY_MAX = 65_536;
+/** More recent changes than this after the requested revision: let SQL answer. */
+const HISTORY_SCAN_MAX = 4_096;
+/** After the cache outgrew its bound, it is not loaded again for this long. */
+const RELOAD_AFTER_OVERFLOW_MS = 60_000;
+
+const EMPTY = Buffer.alloc(0);
+
+function writeUint53(b: Buffer, at: number, v: number): void {
+  b.writeUInt32BE(Math.floor(v / 4294967296), at);
+  b.writeUInt32BE(v >>> 0, at + 4);
+}
+
+/** A key-value in the packed layout PostgreSQL builds for a Range (types.ts). */
+function packEntry(c: CacheChange): Buffer {
+  const value = c.value ?? EMPTY;
+  const b = Buffer.allocUnsafeSlow(HEAD + c.key.length + 4 + value.length);
+  writeUint53(b, 0, c.create_revision);
+  writeUint53(b, 8, c.mod_revision);
+  writeUint53(b, 16, c.version);
+  b.writeBigInt64BE(BigInt(c.lease), 24);
+  b.writeUInt32BE(c.key.length, 32);
+  c.key.copy(b, HEAD);
+  b.writeUInt32BE(value.length, HEAD + c.key.length);
+  value.copy(b, HEAD + c.key.length + 4);
+  return b;
+}
+
+function entrySize(k: string, e: Buffer): number {
+  return e.length + k.length + PER_KEY_OVERHEAD;
+}
+
+/**
+ * The live keys with their values (kv_current in memory), complete as of `revision`, kept in key
+ * order, like kube-apiserver's watch cache: a Range at the current revision is answered without
+ * PostgreSQL. It is fed exactly as the key index is (keyindex.ts): moved forward only by whole
+ * revision ranges that continue where it stands — this instance's commits and the watch feed's
+ * reads of kv_log, which bring every instance's commits in revision order — so it only ever
+ * holds a state the store really had. Linearizability comes from the caller (Store): it learns
+ * the store's revision with one tiny query and waits until the cache has applied it.
+ *
+ * Each key's entry is kept already packed (packed.ts), so a list is a concatenation. Bounded by
+ * `maxBytes`: a cache that outgrows it is dropped and ranges go to SQL.
+ */
+export class HeadCache {
+  /** Complete through this revision; -1 while not loaded. */
+  revision = -1;
+  private entries = new Map<string, Buffer>();
+  /** The keys of `entries` in byte order (latin1 strings compare as their bytes). */
+  private sorted: string[] = [];
+  private bytes = 0;
+  private loading: Array<{ from: number; to: number; changes: CacheChange[]; gapless: boolean }> | undefined;
+  /** Changes after `historyFrom`, in revision order: which keys changed after a past revision. */
+  private histRev: number[] = [];
+  private histKey: string[] = [];
+  private histHead = 0;
+  private historyFrom = -1;
+  private waiters: Array<{ revision: number; done: (ok: boolean) => void }> = [];
+  private overflowAt = -Infinity;
+  private readonly counters = { hits: 0, misses: 0, drops: 0 };
+
+  constructor(private readonly maxBytes: number) {}
+
+  get ready(): boolean {
+    return this.revision >= 0;
+  }
+
+  /** False for a while after the cache outgrew its bound (a load would only outgrow it again). */
+  get mayLoad(): boolean {
+    return !this.loading && this.revision < 0 && performance.now() - this.overflowAt > RELOAD_AFTER_OVERFLOW_MS;
+  }
+
+  stats(): HeadCacheStats {
+    return { keys: this.entries.size, bytes: this.bytes, revision: this.revision, ...this.counters };
+  }
+
+  missed(): void {
+    this.counters.misses++;
+  }
+
+  /** Loads every live key with its value in one snapshot; changes reported meanwhile follow. */
+  async load(sql: Sql): Promise<void> {
+    if (this.loading) return;
+    this.loading = [];
+    try {
+      const rows = (await sql`
+        SELECT m.revision AS r, c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value
+        FROM meta m LEFT JOIN kv_current c ON true WHERE m.id = 1 ORDER BY c.key`) as unknown as Array<{ r: number; key: Buffer | null } & CacheChange>;
+      const entries = new Map<string, Buffer>();
+      const sorted: string[] = [];
+      let bytes = 0;
+      for (const r of rows) {
+        if (r.key === null) continue;
+        const k = r.key.toString('latin1');
+        const e = packEntry({ ...r, key: r.key, deleted: false });
+        entries.set(k, e);
+        sorted.push(k);
+        bytes += entrySize(k, e);
+        if (bytes > this.maxBytes) {
+          this.overflowAt = performance.now();
+          this.counters.drops++;
+          return;
+        }
+      }
+      // ORDER BY key sorts by PostgreSQL's bytea order, which is the byte order of the strings.
+      this.entries = entries;
+      this.sorted = sorted;
+      this.bytes = bytes;
+      this.revision = rows[0]?.r ?? 0;
+      this.resetHistory(this.revision);
+      const queued = this.loading;
+      this.loading = undefined;
+      for (const q of queued) this.advance(q.from, q.to, q.changes, q.gapless);
+      this.wake();
+    } finally {
+      this.loading = undefined;
+    }
+  }
+
+  /**
+   * The changes of revisions (from, to], every one, in order. Applied when they continue the
+   * cache; a gap from a gapless source (the feed) drops it, a gap from this instance's own
+   * commits only means the feed has yet to bring what came before (see KeyIndex.advance).
+   */
+  advance(from: number, to: number, changes: Iterable<CacheChange>, gapless: boolean): void {
+    if (this.loading) {
+      this.loading.push({ from, to, changes: [...changes], gapless });
+      return;
+    }
+    if (this.revision < 0 || to <= this.revision) return;
+    if (from > this.revision) {
+      if (gapless) this.drop();
+      return;
+    }
+    for (const c of changes) {
+      if (c.mod_revision <= this.revision) continue;
+      this.apply(c);
+    }
+    this.revision = to;
+    if (this.bytes > this.maxBytes) {
+      this.overflowAt = performance.now();
+      this.drop();
+      return;
+    }
+    this.wake();
+  }
+
+  private apply(c: CacheChange): void {
+    const k = c.key.toString('latin1');
+    const old = this.entries.get(k);
+    if (old) this.bytes -= entrySize(k, old);
+    if (c.deleted) {
+      if (old) {
+        this.entries.delete(k);
+        this.sorted.splice(this.lowerBound(k), 1);
+      }
+    } else {
+      const e = packEntry(c);
+      if (!old) this.sorted.splice(this.lowerBound(k), 0, k);
+      this.entries.set(k, e);
+      this.bytes += entrySize(k, e);
+    }
+    this.remember(c.mod_revision, k);
+  }
+
+  private remember(revision: number, k: string): void {
+    this.histRev.push(revision);
+    this.histKey.push(k);
+    if (this.histRev.length - this.histHead <= HISTORY_MAX) return;
+    // Everything after the forgotten change's revision is still known.
+    this.historyFrom = this.histRev[this.histHead]!;
+    this.histHead++;
+    if (this.histHead >= HISTORY_MAX) {
+      this.histRev = this.histRev.slice(this.histHead);
+      this.histKey = this.histKey.slice(this.histHead);
+      this.histHead = 0;
+    }
+  }
+
+  private resetHistory(revision: number): void {
+    this.histRev = [];
+    this.histKey = [];
+    this.histHead = 0;
+    this.historyFrom = revision;
+  }
+
+  /** Forgets everything until load() runs again; callers waiting for a revision go to SQL. */
+  drop(): void {
+    this.entries = new Map();
+    this.sorted = [];
+    this.bytes = 0;
+    this.revision = -1;
+    this.resetHistory(-1);
+    this.counters.drops++;
+    this.wake();
+  }
+
+  /** Resolves true once the cache has applied `revision`, false after `ms` or a drop. */
+  waitFor(revision: number, ms: number): Promise<boolean> {
+    if (this.revision >= revision) return Promise.resolve(true);
+    if (this.revision < 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const w = { revision, done: (ok: boolean) => { clearTimeout(timer); resolve(ok); } };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(false);
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const keep: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (this.revision < 0) w.done(false);
+      else if (this.revision >= w.revision) w.done(true);
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  private lowerBound(k: string): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.sorted[mid]! < k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** True when a key in the request's range changed after `revision` (or it is not known). */
+  private changedAfter(req: RangeRequest, revision: number): boolean {
+    if (revision < this.historyFrom) return true;
+    let lo = this.histHead;
+    let hi = this.histRev.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.histRev[mid]! <= revision) lo = mid + 1;
+      else hi = mid;
+    }
+    if (this.histRev.length - lo > HISTORY_SCAN_MAX) return true;
+    const from = req.key.toString('latin1');
+    const single = isSingleKey(req.range_end);
+    const end = isFromKey(req.range_end) ? undefined : req.range_end.toString('latin1');
+    for (let i = lo; i < this.histRev.length; i++) {
+      const k = this.histKey[i]!;
+      if (single ? k === from : k >= from && (end === undefined || k < end)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The Range as the SQL reader answers it (reader.ts), from memory, with `revision` in the
+   * header: undefined when the cache cannot tell (not loaded, or a past revision whose range
+   * changed since or is older than the changes it remembers). `compactRevision` is the store's,
+   * read with the revision the caller waited for; needed only for a past revision.
+   */
+  range(req: RangeRequest, compactRevision = 0): PackedRangeResponse | undefined {
+    if (this.revision < 0) return undefined;
+    const revision = this.revision;
+    if (req.revision > 0) {
+      if (req.revision > revision) throw new StoreError('FutureRev');
+      if (req.revision < compactRevision) throw new StoreError('Compacted');
+      if (req.revision < revision && this.changedAfter(req, req.revision)) return undefined;
+    }
+    this.counters.hits++;
+    const [lo, hi] = this.bounds(req);
+    const count = Math.max(0, hi - lo);
+    const header = { revision };
+    if (req.count_only || count === 0) return { header, packed: EMPTY, kvs: 0, more: false, count };
+    if (this.keyOrderedUnfiltered(req)) {
+      const take = req.limit > 0 ? Math.min(count, req.limit) : count;
+      const parts: Buffer[] = [];
+      for (let i = lo; i < lo + take; i++) {
+        const e = this.entries.get(this.sorted[i]!)!;
+        parts.push(req.keys_only ? keyOnly(e) : e);
+      }
+      return { header, packed: Buffer.concat(parts), kvs: take, more: take < count, count };
+    }
+    const kvs: KeyValue[] = [];
+    for (let i = lo; i < hi; i++) kvs.push(toKeyValue(this.entries.get(this.sorted[i]!)!));
+    const r = finishRange(req, kvs, revision);
+    return { header, packed: pack(r.kvs), kvs: r.kvs.length, more: r.more, count };
+  }
+
+  /** Indexes [lo, hi) of the request's keys in `sorted`. */
+  private bounds(req: RangeRequest): [number, number] {
+    const k = req.key.toString('latin1');
+    if (isSingleKey(req.range_end)) {
+      const i = this.lowerBound(k);
+      return this.sorted[i] === k ? [i, i + 1] : [i, i];
+    }
+    const lo = this.lowerBound(k);
+    const hi = isFromKey(req.range_end) ? this.sorted.length : this.lowerBound(req.range_end.toString('latin1'));
+    return [lo, hi];
+  }
+
+  private keyOrderedUnfiltered(req: RangeRequest): boolean {
+    // etcd: a non-key target with no order sorts ascending by that target.
+    const keyAscending = req.sort_target === 0 && req.sort_order !== 2;
+    return keyAscending && req.min_mod_revision === 0 && req.max_mod_revision === 0 &&
+      req.min_create_revision === 0 && req.max_create_revision === 0;
+  }
+}
+
+/** The entry with its value cut off (keys_only): the value length becomes 0. */
+function keyOnly(e: Buffer): Buffer {
+  const keyLen = e.readUInt32BE(32);
+  const b = Buffer.allocUnsafe(HEAD + keyLen + 4);
+  e.copy(b, 0, 0, HEAD + keyLen);
+  b.writeUInt32BE(0, HEAD + keyLen);
+  return b;
+}
+
+function toKeyValue(e: Buffer): KeyValue {
+  const p = packedEntry(e, 0);
+  return {
+    key: e.subarray(p.keyAt, p.keyAt + p.keyLen), value: e.subarray(p.valueAt, p.valueAt + p.valueLen),
+    create_revision: p.create_revision, mod_revision: p.mod_revision, version: p.version, lease: p.lease,
+  };
+}
+
+function pack(kvs: KeyValue[]): Buffer {
+  return Buffer.concat(kvs.map((kv) => packEntry({ ...kv, deleted: false })));
+}

@@ -57,6 +57,7 @@ function randomRange(r: () => number, head: number): RangeRequest {
 
 /** The answer's key-values as bytes (the SQL reader packs one extra entry to tell `more`). */
 function kvBytes(p: PackedRangeResponse): Buffer {
+  if (p.entries) return Buffer.concat(p.entries.slice(0, p.kvs));
   let end = 0;
   for (let i = 0; i < p.kvs; i++) end = packedEntry(p.packed, end).end;
   return p.packed.subarray(0, end);

@@ -19,15 +19,18 @@ export class RangeResponseEncoder {
 
   /** From the store's packed key-values (see PackedRangeResponse), without an object per key. */
   encodePacked(r: PackedRangeResponse): Buffer {
-    const p = r.packed;
     const headerLen = this.headerLen(r.header.revision);
     let len = 1 + varintSize(headerLen) + headerLen;
     const entries: PackedEntry[] = new Array(r.kvs);
     const kvLens: number[] = new Array(r.kvs);
     const leases: Array<Buffer | undefined> = new Array(r.kvs);
+    // Each entry's source: the one packed buffer, or one buffer per entry (the head cache's).
+    const sources: Buffer[] = new Array(r.kvs);
     let pos = 0;
     for (let i = 0; i < r.kvs; i++) {
-      const e = packedEntry(p, pos);
+      const p = r.entries ? r.entries[i]! : r.packed;
+      const e = packedEntry(p, r.entries ? 0 : pos);
+      sources[i] = p;
       const lease = leaseBytes(e.lease);
       let n = 1 + varintSize(e.keyLen) + e.keyLen;
       if (e.create_revision !== 0) n += 1 + varintSize(e.create_revision);
@@ -47,6 +50,7 @@ export class RangeResponseEncoder {
     this.writeHeader(o, headerLen, r.header.revision);
     for (let i = 0; i < r.kvs; i++) {
       const e = entries[i]!;
+      const p = sources[i]!;
       o.byte(0x12);
       o.varint(kvLens[i]!);
       if (e.keyLen > 0) { o.byte(0x0a); o.varint(e.keyLen); o.bytes(p.subarray(e.keyAt, e.keyAt + e.keyLen)); }

@@ -311,7 +311,7 @@ export class HeadCache {
         const e = this.entries.get(this.sorted[i]!)!;
         parts.push(req.keys_only ? keyOnly(e) : e);
       }
-      return { header, packed: Buffer.concat(parts), kvs: take, more: take < count, count };
+      return { header, packed: EMPTY, entries: parts, kvs: take, more: take < count, count };
     }
     const kvs: KeyValue[] = [];
     for (let i = lo; i < hi; i++) kvs.push(toKeyValue(this.entries.get(this.sorted[i]!)!));

@@ -54,6 +54,11 @@ export interface RangeResponse {
 export interface PackedRangeResponse {
   header: Header;
   packed: Buffer;
+  /**
+   * Set instead of `packed` (then empty) by the head cache: one buffer per key-value, each
+   * holding one entry of the same layout (no copy of a whole list into one buffer).
+   */
+  entries?: readonly Buffer[];
   kvs: number;
   more: boolean;
   count: number;

@@ -10,15 +10,15 @@ import { runDifferential, seedFromEnv, type DiffTarget } from './helpers/kvdiff.
 import { rawClients } from './helpers/raw.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
 
-describe('differential: pgetcd (key index), pgetcd (--no-key-index) and etcd give the same answers', () => {
+describe('differential: pgetcd (key index, head cache), pgetcd (--no-key-index --cache-max-bytes 0: SQL for everything) and etcd give the same answers', () => {
   const servers: TestServer[] = [];
   const targets: DiffTarget[] = [];
   let etcd: KvTarget | undefined;
   before(async () => {
     const a = await startServer();
-    const b = await startServer({ keyIndex: false });
+    const b = await startServer({ keyIndex: false, cacheMaxBytes: 0 });
     servers.push(a, b);
-    targets.push({ name: 'pgetcd', raw: rawClients(a.endpoint) }, { name: 'pgetcd --no-key-index', raw: rawClients(b.endpoint) });
+    targets.push({ name: 'pgetcd', raw: rawClients(a.endpoint) }, { name: 'pgetcd --no-key-index --cache-max-bytes 0', raw: rawClients(b.endpoint) });
     if (etcdBinary()) {
       etcd = await startEtcd();
       targets.push({ name: 'etcd', raw: etcd.raw });

@@ -22,7 +22,7 @@ describe('differential (long): pgetcd and etcd give the same answers', () => {
       let etcd: KvTarget | undefined;
       before(async () => {
         const a = await startServer();
-        const b = await startServer({ keyIndex: false });
+        const b = await startServer({ keyIndex: false, cacheMaxBytes: 0 });
         servers.push(a, b);
         raws.push(rawClients(a.endpoint), rawClients(b.endpoint));
         targets.push({ name: 'pgetcd', raw: raws[0]! }, { name: 'pgetcd --no-key-index', raw: raws[1]! });

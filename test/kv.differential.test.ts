@@ -15,7 +15,7 @@ describe('differential: pgetcd (key index, head cache), pgetcd (--no-key-index -
   const targets: DiffTarget[] = [];
   let etcd: KvTarget | undefined;
   before(async () => {
-    const a = await startServer();
+    const a = await startServer({ cacheMaxBytes: 64 * 1024 * 1024 });
     const b = await startServer({ keyIndex: false, cacheMaxBytes: 0 });
     servers.push(a, b);
     targets.push({ name: 'pgetcd', raw: rawClients(a.endpoint) }, { name: 'pgetcd --no-key-index --cache-max-bytes 0', raw: rawClients(b.endpoint) });

@@ -112,7 +112,7 @@ describe('head cache: Ranges from memory', () => {
     const g = await rawB.call('Lease', 'LeaseGrant', { TTL: 600 });
     lease = String(g.ID);
     await writeSome(rawB, 150);
-    a = await startServer({ databaseUrl: b.databaseUrl });
+    a = await startServer({ databaseUrl: b.databaseUrl, cacheMaxBytes: 64 * 1024 * 1024 });
     rawA = rawClients(a.endpoint);
     await waitFor('the head cache to load', async () => (a.app.store.cacheStats()!.revision >= 0 ? true : undefined));
   });

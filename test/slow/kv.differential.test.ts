@@ -21,7 +21,7 @@ describe('differential (long): pgetcd and etcd give the same answers', () => {
       const targets: DiffTarget[] = [];
       let etcd: KvTarget | undefined;
       before(async () => {
-        const a = await startServer();
+        const a = await startServer({ cacheMaxBytes: 64 * 1024 * 1024 });
         const b = await startServer({ keyIndex: false, cacheMaxBytes: 0 });
         servers.push(a, b);
         raws.push(rawClients(a.endpoint), rawClients(b.endpoint));

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { runPgetcd } from './helpers/cli.ts';
-import { createTestDatabase, sqlFor } from './helpers/db.ts';
-import { etcdBinary, startEtcd } from './helpers/kvtarget.ts';
-import { startServer } from './helpers/server.ts';
-import { importFromEtcd } from '../src/ops/import.ts';
-import { checkConsistency } from '../src/store/check.ts';
-import type { Sql } from '../src/db/sql.ts';
+import { runPgetcd } from '../helpers/cli.ts';
+import { createTestDatabase, sqlFor } from '../helpers/db.ts';
+import { etcdBinary, startEtcd } from '../helpers/kvtarget.ts';
+import { startServer } from '../helpers/server.ts';
+import { importFromEtcd } from '../../src/ops/import.ts';
+import { checkConsistency } from '../../src/store/check.ts';
+import type { Sql } from '../../src/db/sql.ts';
 
 /** kine's PostgreSQL schema as kine creates it (../shared/KINE.md). */
 const KINE_SCHEMA = [

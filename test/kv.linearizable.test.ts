@@ -12,7 +12,7 @@ import { rawClients, type Raw } from './helpers/raw.ts';
 import { checkLinearizable, History } from './helpers/linearizable.ts';
 import { assertConsistent } from './helpers/consistency.ts';
 import { writeFaults, type CommitFault } from '../src/store/faults.ts';
-import { seededRandom } from './helpers/random.ts';
+import { rng, seedFromEnv } from './helpers/seed.ts';
 
 const B = (s: string): Buffer => Buffer.from(s);
 
@@ -30,7 +30,7 @@ interface Workload {
  */
 async function run(raws: Raw[], w: Workload): Promise<History> {
   const h = new History();
-  const rand = seededRandom(w.seed);
+  const rand = rng(w.seed);
   // At least `w.ms`, and on a slow (shared) machine longer, until enough operations were
   // recorded to say something, but never more than a minute.
   const deadline = Date.now() + w.ms;
@@ -86,14 +86,14 @@ function assertLinearizable(h: History, label: string): void {
 
 /** Delays about one batch in `every` by up to `maxMs`, chosen by a seeded generator. */
 function delayBatches(seed: number, every: number, maxMs: number): void {
-  const rand = seededRandom(seed);
+  const rand = rng(seed);
   writeFaults.beforeCommit = (_f: CommitFault) => {
     if (rand() * every >= 1) return undefined;
     return new Promise((resolve) => setTimeout(resolve, 1 + rand() * maxMs));
   };
 }
 
-const seed = Number(process.env.PGETCD_TEST_SEED ?? Date.now() % 1_000_000);
+const seed = seedFromEnv();
 console.log(`kv.linearizable: seed ${seed} (set PGETCD_TEST_SEED to replay)`);
 
 describe('linearizable Get/Put/CAS histories', () => {

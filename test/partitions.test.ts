@@ -8,21 +8,10 @@ import { sqlFor } from './helpers/db.ts';
 import { rawClients, type Raw } from './helpers/raw.ts';
 import { startServer } from './helpers/server.ts';
 import { RawWatch } from './helpers/watch.ts';
+import { rng } from './helpers/seed.ts';
 
 const W = '/registry/example.com/widgets/';
 const KIND = 'example.com/widgets';
-
-/** A small seeded generator (mulberry32), so a failing run can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const b = (s: string): Buffer => Buffer.from(s);
 const end = (prefix: string): Buffer => { const e = b(prefix); e[e.length - 1]! += 1; return e; };

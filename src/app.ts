@@ -27,6 +27,7 @@ import { autoCompactionPolicy, createOpsComponent } from './ops/component.ts';
 import { healthService } from './server/health.ts';
 import { ping } from './db/ping.ts';
 import { StoreError } from './store/errors.ts';
+import { etcdBehaviour } from './etcdversion.ts';
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -108,6 +109,7 @@ export class App {
         maxBatchBytes: cfg.maxBatchBytes,
         keyIndex: cfg.keyIndex,
         cacheMaxBytes: cfg.cacheMaxBytes,
+        legacySortOrder: !etcdBehaviour(cfg.etcdVersion).rejectUnknownSortOrder,
         observer: obs.metrics,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
       });

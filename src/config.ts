@@ -21,6 +21,7 @@ import { bool, choice, count, duration, file, int, list, optStr, str, urls } fro
 import { readSecureContext, type TlsSettings } from './net/tls.ts';
 import { ConfigError, load, setting, type ValuesOf } from './config/load.ts';
 import { usage } from './config/docs.ts';
+import { etcdBehaviour } from './etcdversion.ts';
 
 export { parseDuration } from './config/kinds.ts';
 export { ConfigError } from './config/load.ts';
@@ -93,7 +94,10 @@ export const SETTINGS = {
     flag: 'watch-max-queued-bytes', kind: int, default: 32 * 1024 * 1024,
     help: 'unread watch responses a stream may hold before its watchers are canceled',
   }),
-  etcdVersion: setting({ flag: 'etcd-version', kind: str, default: '3.5.17', help: 'etcd version reported by Status' }),
+  etcdVersion: setting({
+    flag: 'etcd-version', kind: str, default: '3.6.11',
+    help: 'etcd release reported by Status and /version, whose behaviour pgetcd follows where etcd changed it (3.4.x to 3.6.x)',
+  }),
   autoCompactionMode: setting({
     flag: 'auto-compaction-mode', kind: choice(['periodic', 'revision'] as const), default: 'periodic', etcd: true,
     help: 'periodic: keep --auto-compaction-retention of time; revision: keep that many revisions',
@@ -163,6 +167,11 @@ export const USAGE = usage(SETTINGS);
 function derive(cfg: Config): Config {
   if (cfg.listenClientUrls.length === 0) throw new ConfigError('--listen-client-urls: at least one URL is needed');
   if (cfg.advertiseClientUrls.length === 0) cfg.advertiseClientUrls = [...cfg.listenClientUrls];
+  try {
+    etcdBehaviour(cfg.etcdVersion);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   checkTls(cfg);
   return cfg;
 }

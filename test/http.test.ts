@@ -53,7 +53,7 @@ describe('HTTP endpoints', () => {
       assert.match(h.headers.get('content-type') ?? '', /^application\/json/);
       const v = await get(`${b}/version`);
       assert.equal(v.status, 200);
-      assert.equal(v.body, '{"etcdserver":"3.5.17","etcdcluster":"3.5.0"}');
+      assert.equal(v.body, '{"etcdserver":"3.6.11","etcdcluster":"3.6.0","storage":"3.6.0"}');
       assert.deepEqual(await get(`${b}/livez`).then((r) => [r.status, r.body]), [200, 'ok\n']);
       const ready = await waitFor('ready', async () => {
         const r = await get(`${b}/readyz?verbose`);

@@ -42,8 +42,10 @@ describe('Maintenance and Cluster services', () => {
       assert.equal(s2.header.revision, s2.raftIndex);
     });
 
-    it('defaults to etcd 3.5.17, settable by flag or PGETCD_ETCD_VERSION', () => {
-      assert.equal(DEFAULTS.etcdVersion, '3.5.17');
+    it('defaults to etcd 3.6.11, settable by flag or PGETCD_ETCD_VERSION; 3.7 and non-versions are refused', () => {
+      assert.equal(DEFAULTS.etcdVersion, '3.6.11');
+      assert.throws(() => parseConfig(['--etcd-version', '3.7.0'], {}), /implements etcd up to 3\.6/);
+      assert.throws(() => parseConfig(['--etcd-version', 'latest'], {}), /not a version like 3\.6\.11/);
       const flag = parseConfig(['--etcd-version', '3.5.9'], {});
       const env = parseConfig([], { PGETCD_ETCD_VERSION: '3.5.10' });
       assert.ok(flag !== 'help' && env !== 'help');

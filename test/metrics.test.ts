@@ -128,7 +128,7 @@ describe('/metrics after real traffic', () => {
 
     assert.equal(s1.value('etcd_server_has_leader'), 1);
     assert.equal(s1.value('etcd_server_is_leader'), 1);
-    assert.equal(s1.value('etcd_server_version', { server_version: '3.5.17' }), 1);
+    assert.equal(s1.value('etcd_server_version', { server_version: '3.6.11' }), 1);
     assert.equal(s1.value('etcd_server_quota_backend_bytes'), 2 * 1024 ** 3);
     assert.ok((s1.value('process_resident_memory_bytes') ?? 0) > 0);
     watch.close();

@@ -62,7 +62,7 @@ describe('client port: gRPC and HTTP/1.1 on one listener', () => {
   let raw: Raw;
   let port: number;
   before(async () => {
-    srv = await startServer({ etcdVersion: '3.5.17' });
+    srv = await startServer({ etcdVersion: '3.5.17' }); // a 3.5 answer: no "storage" in /version
     raw = rawClients(srv.endpoint);
     port = srv.app.ports[0]!;
   });

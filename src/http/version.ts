@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { etcdBehaviour } from '../etcdversion.ts';
 import { onlyGet } from './methods.ts';
 
 /** etcd reports its cluster version as the servers' major.minor with patch 0. */
@@ -9,7 +10,9 @@ export function clusterVersion(serverVersion: string): string {
 
 /** GET /version as etcd answers it: {"etcdserver":"3.5.17","etcdcluster":"3.5.0"}. */
 export async function versionPlugin(app: FastifyInstance, opts: { etcdVersion: string }): Promise<void> {
-  const body = JSON.stringify({ etcdserver: opts.etcdVersion, etcdcluster: clusterVersion(opts.etcdVersion) });
+  // etcd 3.6 adds the storage (data schema) version.
+  const storage = etcdBehaviour(opts.etcdVersion).v36Fields ? { storage: '3.6.0' } : {};
+  const body = JSON.stringify({ etcdserver: opts.etcdVersion, etcdcluster: clusterVersion(opts.etcdVersion), ...storage });
   app.get('/version', async (_req, reply) => reply.type('application/json').send(body));
   onlyGet(app, '/version');
 }

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { dbSize } from '../maintenance/dbsize.ts';
 import { hashAll, hashKV } from '../maintenance/hash.ts';
+import { etcdBehaviour } from '../etcdversion.ts';
 import { vacuum } from '../maintenance/vacuum.ts';
 import { MemberRegistry } from '../members/registry.ts';
 import { clusterService, unimplemented } from './cluster.ts';
@@ -10,6 +11,9 @@ import { CLUSTER_ERRORS, RpcError } from './errors.ts';
 import type { Int64 } from './wire.ts';
 
 interface WireAlarmRequest { action: number; memberID: Int64; alarm: number }
+/** What etcd 3.6 reports as its storage version (the schema of its data dir). */
+const STORAGE_VERSION_36 = '3.6.0';
+
 interface WireHashKVRequest { revision: Int64 }
 interface WireMoveLeaderRequest { targetID: Int64 }
 interface WireDowngradeRequest { action: number; version: string }
@@ -38,6 +42,7 @@ export function createMaintenanceComponent(ctx: ServerContext): Component {
 function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementation {
   const log = ctx.log.child({ mod: 'maintenance' });
   const current = async (): Promise<number> => (await ctx.store.currentRevision()).revision;
+  const v36 = etcdBehaviour(ctx.cfg.etcdVersion).v36Fields;
   return {
     Status: unary(ctx, async () => {
       const [revision, size] = await Promise.all([current(), dbSize(ctx.sql)]);
@@ -54,6 +59,9 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
         raftTerm: String(RAFT_TERM),
         errors: [],
         isLearner: false,
+        // etcd 3.6's fields: the storage schema version, the backend quota (pgetcd has none: 0),
+        // no downgrade in progress.
+        ...(v36 ? { storageVersion: STORAGE_VERSION_36, dbSizeQuota: '0', downgradeInfo: { enabled: false, targetVersion: '' } } : {}),
       };
     }),
 
@@ -81,7 +89,10 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
 
     HashKV: unary(ctx, async (req: WireHashKVRequest) => {
       const h = await hashKV(ctx.target, Number(req.revision));
-      return { header: ctx.header(h.revision), hash: h.hash, compact_revision: String(h.compactRevision) };
+      return {
+        header: ctx.header(h.revision), hash: h.hash, compact_revision: String(h.compactRevision),
+        ...(v36 ? { hash_revision: String(h.revision) } : {}),
+      };
     }),
 
     Snapshot: (call: grpc.ServerWritableStream<object, object>) => {

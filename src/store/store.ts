@@ -36,6 +36,8 @@ export interface StoreOptions {
   keyIndex?: boolean;
   /** Bound of the head cache (live keys with values, answering Ranges); 0: no cache. */
   cacheMaxBytes?: number;
+  /** etcd before 3.6: an unknown sort order is ignored instead of refused (see checkRange). */
+  legacySortOrder?: boolean;
   /** Told about each write batch and compaction pass (metrics). */
   observer?: WriteObserver & CompactionObserver;
 }
@@ -156,7 +158,7 @@ export class Store {
 
   /** A Range, its key-values packed as PostgreSQL built them (see PackedRangeResponse). */
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
-    checkRange(req);
+    checkRange(req, this.opts.legacySortOrder);
     const floor = this.guard.served;
     const cached = this.cache?.ready ? await this.rangeFromCache(this.cache, req) : undefined;
     if (cached) return cached;
@@ -209,7 +211,7 @@ export class Store {
   }
 
   txn(req: TxnRequest, bytes = 0): Promise<TxnResponse> {
-    checkTxn(req, this.opts.maxTxnOps);
+    checkTxn(req, this.opts.maxTxnOps, this.opts.legacySortOrder);
     // etcd sends a txn through raft, and so limits its size, only when it may write.
     if (!isTxnReadOnly(req)) this.checkSize(bytes);
     return this.writer.submit({ type: 'txn', txn: req }, bytes);

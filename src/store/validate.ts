@@ -3,10 +3,19 @@ import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnReques
 
 /** etcd's request checks (v3rpc key.go), done before a request reaches the writer. */
 
-export function checkRange(r: RangeRequest): void {
+/**
+ * `legacySortOrder`: etcd before 3.6 ignored an unknown sort order (the answer comes in key
+ * order, limit applied), so the request is rewritten to that; 3.6 refuses it. An unknown sort
+ * target is refused either way (etcd before 3.6 crashed on it).
+ */
+export function checkRange(r: RangeRequest, legacySortOrder = false): void {
   if (r.key.length === 0) throw new StoreError('EmptyKey');
-  if (!(r.sort_order >= 0 && r.sort_order <= 2)) throw new StoreError('InvalidSortOption');
   if (!(r.sort_target >= 0 && r.sort_target <= 4)) throw new StoreError('InvalidSortOption');
+  if (!(r.sort_order >= 0 && r.sort_order <= 2)) {
+    if (!legacySortOrder) throw new StoreError('InvalidSortOption');
+    r.sort_order = 0;
+    r.sort_target = 0;
+  }
 }
 
 /**
@@ -34,28 +43,28 @@ export function isTxnReadOnly(t: TxnRequest): boolean {
   return t.success.every(read) && t.failure.every(read);
 }
 
-export function checkTxn(r: TxnRequest, maxTxnOps: number): void {
-  checkTxnShape(r, maxTxnOps);
+export function checkTxn(r: TxnRequest, maxTxnOps: number, legacySortOrder = false): void {
+  checkTxnShape(r, maxTxnOps, legacySortOrder);
   // Overlap checks come after the shape checks so a huge request cannot make them quadratic.
   checkIntervals(r.success);
   checkIntervals(r.failure);
 }
 
-function checkTxnShape(r: TxnRequest, maxTxnOps: number): void {
+function checkTxnShape(r: TxnRequest, maxTxnOps: number, legacySortOrder: boolean): void {
   const ops = Math.max(r.compare.length, r.success.length, r.failure.length);
   if (ops > maxTxnOps) throw new StoreError('TooManyOps');
   for (const c of r.compare) if (c.key.length === 0) throw new StoreError('EmptyKey');
   // As etcd: a nested txn may use only what its parent left of the budget.
-  for (const op of r.success) checkOp(op, maxTxnOps - ops);
-  for (const op of r.failure) checkOp(op, maxTxnOps - ops);
+  for (const op of r.success) checkOp(op, maxTxnOps - ops, legacySortOrder);
+  for (const op of r.failure) checkOp(op, maxTxnOps - ops, legacySortOrder);
 }
 
-function checkOp(op: RequestOp, maxTxnOps: number): void {
+function checkOp(op: RequestOp, maxTxnOps: number, legacySortOrder: boolean): void {
   switch (op.type) {
-    case 'range': return checkRange(op.range);
+    case 'range': return checkRange(op.range, legacySortOrder);
     case 'put': return checkPut(op.put);
     case 'delete': return checkDelete(op.delete);
-    case 'txn': return checkTxnShape(op.txn, maxTxnOps);
+    case 'txn': return checkTxnShape(op.txn, maxTxnOps, legacySortOrder);
     case 'empty': throw new StoreError('KeyNotFound');
   }
 }

@@ -250,7 +250,12 @@ export class Hub {
     w.state = 'removed';
   }
 
-  /** etcd's test for progress: synced, and the store has reached the watcher's start. */
+  /** In the synced group (etcd before 3.5.22 sent progress to every such watcher). */
+  inSyncedGroup(w: Watch): boolean {
+    return w.state === 'synced';
+  }
+
+    /** etcd's test for progress: synced, and the store has reached the watcher's start. */
   isSynced(w: Watch): boolean {
     return w.state === 'synced' && this.revision >= w.spec.startRevision;
   }

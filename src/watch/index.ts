@@ -1,3 +1,4 @@
+import { etcdBehaviour } from '../etcdversion.ts';
 import type { Component } from '../server/component.ts';
 import type { ServerContext } from '../server/context.ts';
 import { watchService } from '../server/watch.ts';
@@ -71,6 +72,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
     progressIntervalMs: ctx.cfg.progressNotifyIntervalMs,
     maxResponseBytes: ctx.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     maxQueuedBytes: ctx.cfg.watchMaxQueuedBytes,
+    etcd: etcdBehaviour(ctx.cfg.etcdVersion),
     log,
   };
   const service = watchService(ctx, (sink) => new Session(hub, feed, sink, sessionOpts));

@@ -51,6 +51,12 @@ export interface SessionOptions {
   /** Bytes of responses a stream may hold (queued or unsent) before its watchers are canceled. */
   maxQueuedBytes: number;
   log: Logger;
+  /**
+   * Behaviours that follow --etcd-version (src/etcdversion.ts): no progress for a watcher whose
+   * start is ahead of the store; a negative start revision refused; RequestProgress dropped
+   * (not deferred) while a watcher is unsynced. Unset: etcd 3.6's behaviour.
+   */
+  etcd?: { noProgressBeforeStart: boolean; rejectNegativeWatchStart: boolean; dropProgressWhenUnsynced: boolean };
 }
 
 /** etcd's messages (mvcc/watcher.go, api/v3rpc/rpctypes). */
@@ -334,8 +340,13 @@ export class Session {
     // etcd: an empty key means "\0", the smallest key.
     const key = c.key.length === 0 ? Buffer.from([0]) : c.key;
     if (c.start_revision < 0) {
-      this.sendControl({ ...blank(INVALID_ID, rev), created: true, canceled: true, cancelReason: MSG_COMPACTED });
-      return;
+      if (this.opts.etcd?.rejectNegativeWatchStart ?? true) {
+        this.sendControl({ ...blank(INVALID_ID, rev), created: true, canceled: true, cancelReason: MSG_COMPACTED });
+        return;
+      }
+      // Older etcd: below every revision, so canceled as compacted on a compacted store, and
+      // watching from now on one that never was.
+      c = { ...c, start_revision: this.hub.compactRevision > 0 ? 1 : 0 };
     }
     // range_end: empty = the key alone; "\0" = every key from key on.
     const end = c.range_end.length === 0 ? null : c.range_end.length === 1 && c.range_end[0] === 0 ? Buffer.alloc(0) : c.range_end;
@@ -361,7 +372,7 @@ export class Session {
     requestFault?.({ type: 'create', create: c }, 'created');
     const range: KeyRange = { key: key.toString('latin1'), end: end === null ? null : end.toString('latin1') };
     w.handle = this.hub.add({ range, startRevision: c.start_revision }, w);
-    if (!this.hub.isSynced(w.handle)) this.maybeUnsynced.add(w);
+    if (!this.progressReady(w.handle)) this.maybeUnsynced.add(w);
     if (c.progress_notify) this.startProgressTimer();
   }
 
@@ -378,14 +389,25 @@ export class Session {
   /** RequestProgress: one response with watch_id -1 once every watcher of the stream is synced. */
   private progress(): void {
     if (this.deferredProgress) return; // one is already pending
+    if (this.opts.etcd?.dropProgressWhenUnsynced) {
+      // etcd 3.4.25+/3.5.8+: answered only if every watcher is synced right now, else dropped.
+      for (const w of this.watchers.values()) if (!w.handle || !this.progressReady(w.handle)) return;
+      if (this.watchers.size > 0) this.sendData(blank(INVALID_ID, this.hub.revision), responseBaseSize(0, ''));
+      return;
+    }
     this.deferredProgress = true;
     this.checkDeferredProgress();
+  }
+
+  /** Whether a watcher may get a progress notification (etcd's progressIfSync, per version). */
+  private progressReady(h: Watch): boolean {
+    return this.opts.etcd?.noProgressBeforeStart ?? true ? this.hub.isSynced(h) : this.hub.inSyncedGroup(h);
   }
 
   checkDeferredProgress(): void {
     if (!this.deferredProgress || this.closed) return;
     for (const w of this.maybeUnsynced) {
-      if (w.handle && this.hub.isSynced(w.handle)) this.maybeUnsynced.delete(w);
+      if (w.handle && this.progressReady(w.handle)) this.maybeUnsynced.delete(w);
       else {
         // Wait for the feed to move (a watcher starting in the future) or for a catch-up.
         this.hub.onAdvance(this.onAdvance);
@@ -410,7 +432,7 @@ export class Session {
   private progressTick(): void {
     for (const w of this.watchers.values()) {
       if (!w.progressNotify) continue;
-      if (w.progressDue && w.handle && this.hub.isSynced(w.handle)) {
+      if (w.progressDue && w.handle && this.progressReady(w.handle)) {
         this.sendData(blank(w.id, this.hub.revision), responseBaseSize(0, ''));
       }
       w.progressDue = true;

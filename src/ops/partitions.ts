@@ -182,7 +182,7 @@ export async function addPartition(sql: Sql, kindOrPrefix: string, opts: MoveOpt
   const rule = resolveKind(kindOrPrefix);
   const table = opts.name ?? tableNameFor(rule.kind);
   ident(table);
-  return withChangeLocks(sql, async () => {
+  return withChangeLocks(sql, async (pending) => {
     const mapped = (await sql`SELECT table_name FROM kv_partitions WHERE kind = ${rule.kind}`) as unknown as Array<{ table_name: string }>;
     if (mapped.length) throw new Error(`${rule.kind} already has partition ${mapped[0]!.table_name}`);
     const [clash] = (await sql`SELECT 1 FROM pg_inherits WHERE inhparent = 'kv_log'::regclass AND inhrelid = to_regclass(${table})`) as unknown as unknown[];
@@ -191,7 +191,7 @@ export async function addPartition(sql: Sql, kindOrPrefix: string, opts: MoveOpt
     const settings = await reloptions(sql, DEFAULT_TABLE);
     await prepareTable(sql, table, `CHECK (kind = ${literal(rule.kind)})`);
     await prepareTable(sql, NEXT_DEFAULT, defaultCheck([...kinds, rule.kind]));
-    await pauseAutovacuum(sql, [DEFAULT_TABLE], [settings]);
+    await pauseAutovacuum(sql, pending, [DEFAULT_TABLE], [settings]);
     const route = (src: string): string => `a AS (INSERT INTO ${ident(table)} SELECT * FROM ${src} WHERE kind = ${literal(rule.kind)} RETURNING 1),
       b AS (INSERT INTO ${ident(NEXT_DEFAULT)} SELECT * FROM ${src} WHERE kind <> ${literal(rule.kind)} RETURNING 1)`;
     const report = await rebuild(sql, [{ table: DEFAULT_TABLE, rev: 0, sub: 0 }], [table, NEXT_DEFAULT], route, opts, async () => {
@@ -211,14 +211,14 @@ export async function addPartition(sql: Sql, kindOrPrefix: string, opts: MoveOpt
 
 /** Folds a kind's partition back into the default partition, online (same procedure). */
 export async function removePartition(sql: Sql, kindOrTable: string, opts: MoveOptions = {}): Promise<MoveReport> {
-  return withChangeLocks(sql, async () => {
+  return withChangeLocks(sql, async (pending) => {
     const [p] = (await sql`SELECT kind, table_name FROM kv_partitions WHERE kind = ${kindOrTable} OR table_name = ${kindOrTable}`) as unknown as Array<{ kind: string; table_name: string }>;
     if (!p) throw new Error(`no partition for ${kindOrTable} (see pgetcd partitions list)`);
     const kinds = (await partitionedKinds(sql)).filter((k) => k !== p.kind);
     const settings = await reloptions(sql, DEFAULT_TABLE);
     await prepareTable(sql, NEXT_DEFAULT, defaultCheck(kinds));
     const kindSettings = await reloptions(sql, p.table_name);
-    await pauseAutovacuum(sql, [DEFAULT_TABLE, p.table_name], [settings, kindSettings]);
+    await pauseAutovacuum(sql, pending, [DEFAULT_TABLE, p.table_name], [settings, kindSettings]);
     const route = (src: string): string => `a AS (INSERT INTO ${ident(NEXT_DEFAULT)} SELECT * FROM ${src} RETURNING 1), b AS (SELECT 1)`;
     const [m] = (await sql.unsafe(`SELECT count(*)::int8 AS n FROM ${ident(p.table_name)}`)) as unknown as Array<{ n: number }>;
     const report = await rebuild(sql, [{ table: DEFAULT_TABLE, rev: 0, sub: 0 }, { table: p.table_name, rev: 0, sub: 0 }], [NEXT_DEFAULT], route, opts, async () => {
@@ -289,12 +289,13 @@ async function reloptions(sql: Sql, table: string): Promise<string[]> {
  * Autovacuum off on the tables being copied from, for the same reason as on the new ones; if
  * the change fails their own settings come back (on success they are dropped).
  */
-async function pauseAutovacuum(sql: Sql, tables: string[], settings: string[][]): Promise<void> {
+async function pauseAutovacuum(sql: Sql, pending: PendingRestore, tables: string[], settings: string[][]): Promise<void> {
+  tables.forEach((t, i) => pending.push([t, settings[i]!]));
   for (const t of tables) await sql.unsafe(`ALTER TABLE ${ident(t)} SET (autovacuum_enabled = false)`);
-  pendingRestore = tables.map((t, i) => [t, settings[i]!] as const);
 }
 
-let pendingRestore: ReadonlyArray<readonly [string, string[]]> = [];
+/** Tables whose storage settings one change altered and must put back if it fails (per change, never shared). */
+type PendingRestore = Array<readonly [table: string, settings: string[]]>;
 
 /** The table's storage settings become exactly `settings` (autovacuum back on unless listed). */
 async function restoreOptions(sql: Sql, table: string, settings: string[]): Promise<void> {
@@ -322,22 +323,19 @@ async function renameTable(sql: Sql, from: string, to: string): Promise<void> {
   await sql.unsafe(`ALTER TABLE ${ident(to)} RENAME CONSTRAINT ${ident(`${from}_kind`)} TO ${ident(`${to}_kind`)}`);
 }
 
-async function withChangeLocks<T>(sql: Sql, fn: () => Promise<T>): Promise<T> {
+async function withChangeLocks<T>(sql: Sql, fn: (pending: PendingRestore) => Promise<T>): Promise<T> {
   const [l] = (await sql`SELECT pg_try_advisory_lock(${PARTITION_LOCK}) AS got`) as unknown as Array<{ got: boolean }>;
   if (!l!.got) throw new Error('another partition change is running');
   try {
     // Physical compaction waits (it takes this lock per chunk with a try): kv_log rows then
     // only ever appear, never vanish, while the copy runs.
     await sql`SELECT pg_advisory_lock(${COMPACT_LOCK})`;
-    pendingRestore = [];
+    const pending: PendingRestore = [];
     try {
-      const r = await fn();
-      pendingRestore = [];
-      return r;
+      return await fn(pending);
     } catch (err) {
       // The swap did not happen: the old tables are still the live ones.
-      for (const [t, o] of pendingRestore) await restoreOptions(sql, t, o).catch(() => undefined);
-      pendingRestore = [];
+      for (const [t, o] of pending) await restoreOptions(sql, t, o).catch(() => undefined);
       throw err;
     } finally {
       await sql`SELECT pg_advisory_unlock(${COMPACT_LOCK})`;

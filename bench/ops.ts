@@ -4,15 +4,23 @@
  *   load        fills an empty database with --revisions N (1,000,000) revisions of one CRD kind
  *               (--keys K distinct keys, 100,000; --val-size B, 256) straight through SQL, and
  *               prints bytes per revision and per live key
- *   partition   puts on a running pgetcd (--clients C, 8) while `partitions add` moves the kind
- *               out of DEFAULT: add time, swap time, put p50/p99/max before and during
- *   compaction  the same puts while compacting all but the last --keep revisions: rows/s, WAL
- *               bytes, put p99 with and without compaction
+ *   partition   puts on a running pgetcd (--clients C, 50) while `partitions add` moves the kind
+ *               out of DEFAULT: add time, swap time, put p50/p99/max and the longest time no put
+ *               completed, in --seconds (20) before, during, and --seconds after
+ *   compaction  puts (--clients C, 8) for --seconds (30) after --warmup (10), then while
+ *               compacting all but the last --keep (100,000) revisions: rows/s, WAL bytes, put
+ *               p99 with and without compaction; then the same on a fresh etcd filled with the
+ *               same revisions through its API (--target pgetcd|etcd|both)
+ *   import      `pgetcd import --from-kine` from a kine table of --revisions rows over --keys
+ *               names, and `--from-etcd` from a fresh etcd holding --keys keys: keys/s
  *
- * The database URL must name an empty database for `load` (it is migrated first); the other two
- * run on what `load` left. pgetcd runs as a child process on --port (23990).
+ * The database URL must name an empty database for `load` (it is migrated first); partition and
+ * compaction run on what `load` left (copy it first: CREATE DATABASE x TEMPLATE loaded); import
+ * creates databases of its own on that server. pgetcd runs as a child process on --port (23990).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,6 +30,7 @@ import { targetFromUrl } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
 import { addPartition } from '../src/ops/partitions.ts';
 import { rawClients, type Raw } from '../test/helpers/raw.ts';
+import { findEtcd, startEtcd } from './targets.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KIND = 'example.com/widgets';
@@ -32,7 +41,7 @@ const { values, positionals } = parseArgs({
   options: {
     'database-url': { type: 'string' }, revisions: { type: 'string' }, keys: { type: 'string' }, 'val-size': { type: 'string' },
     clients: { type: 'string' }, port: { type: 'string' }, keep: { type: 'string' }, 'batch-rows': { type: 'string' },
-    'rows-per-second': { type: 'string' }, seconds: { type: 'string' },
+    'rows-per-second': { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, target: { type: 'string' },
   },
 });
 const url = values['database-url'] ?? process.env.PGETCD_BENCH_DATABASE_URL;
@@ -104,6 +113,22 @@ function summary(xs: number[]): string {
   return `n=${s.length} p50=${q(0.5).toFixed(1)}ms p99=${q(0.99).toFixed(1)}ms max=${s[s.length - 1]!.toFixed(1)}ms`;
 }
 
+function window(samples: Sample[], from: number, to: number): number[] {
+  return samples.filter((s) => s.at >= from && s.at < to).map((s) => s.ms);
+}
+
+/** The longest time no put completed, in [from, to]: the stall every writer saw at once. */
+function longestGap(samples: Sample[], from: number, to: number): number {
+  const done = samples.map((s) => s.at + s.ms).filter((t) => t >= from && t <= to).sort((a, b) => a - b);
+  let gap = 0;
+  let prev = from;
+  for (const t of [...done, to]) { gap = Math.max(gap, t - prev); prev = t; }
+  return gap;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const loadAvg = (): string => `load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`;
+
 async function walLsn(sql: Sql): Promise<string> {
   const [r] = (await sql`SELECT pg_current_wal_lsn()::text AS l`) as unknown as Array<{ l: string }>;
   return r!.l;
@@ -114,57 +139,202 @@ async function walBytes(sql: Sql, from: string): Promise<number> {
   return r!.n;
 }
 
-async function withLoad(fn: (raw: Raw, sql: Sql) => Promise<void>): Promise<void> {
+async function withPgetcd<T>(fn: (raw: Raw, sql: Sql) => Promise<T>): Promise<T> {
   const port = num(values.port, 23990);
   const server = await startServer(port);
   const raw = rawClients(`127.0.0.1:${port}`);
   const sql = createSql(targetFromUrl(url!), { max: 1 });
   try {
-    await fn(raw, sql);
+    return await fn(raw, sql);
   } finally {
     raw.close();
     await sql.end();
     server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
   }
 }
 
+async function withEtcd<T>(fn: (raw: Raw, endpoint: string) => Promise<T>): Promise<T> {
+  const bin = findEtcd();
+  if (!bin) throw new Error('etcd is not on PATH');
+  const etcd = await startEtcd(bin, false, (m) => process.stderr.write(`${m}\n`));
+  const raw = rawClients(etcd.endpoints[0]!);
+  try {
+    return await fn(raw, etcd.endpoints[0]!);
+  } finally {
+    raw.close();
+    await etcd.stop();
+  }
+}
+
+/** The same revisions `load` writes through SQL, written through the API (for etcd): `concurrency` puts in flight. */
+async function fillThroughApi(raw: Raw, revisions: number, keys: number, valSize: number, concurrency = 64): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (;;) {
+      const r = next++;
+      if (r >= revisions) return;
+      const k = r % keys;
+      const v = Buffer.from(createHash('md5').update(String(r + 2)).digest('hex').repeat(Math.ceil(valSize / 32)).slice(0, valSize));
+      await raw.call('KV', 'Put', { key: Buffer.from(`${PREFIX}ns/w${String(k).padStart(8, '0')}`), value: v });
+      if (r % 50_000 === 0) process.stderr.write(`\rfilled ${r} revisions`);
+    }
+  }));
+  process.stderr.write('\n');
+  return (performance.now() - t0) / 1000;
+}
+
+async function headRevision(raw: Raw): Promise<number> {
+  const r = await raw.call('KV', 'Range', { key: Buffer.from('bench-head') });
+  return Number(r.header.revision);
+}
+
 async function partition(): Promise<void> {
-  await withLoad(async (raw, sql) => {
-    const load = putLoad(raw, num(values.clients, 8));
-    await new Promise((r) => setTimeout(r, 10_000));
+  const clients = num(values.clients, 50);
+  const warmup = num(values.warmup, 10) * 1000;
+  const baseline = num(values.seconds, 20) * 1000;
+  console.log(`partition: ${clients} writers; ${loadAvg()}`);
+  await withPgetcd(async (raw, sql) => {
+    const [c] = (await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>;
+    const w = putLoad(raw, clients);
+    await sleep(warmup);
+    const b0 = performance.now();
+    await sleep(baseline);
     const t0 = performance.now();
     const wal = await walLsn(sql);
-    const rep = await addPartition(sql, KIND, { batchRows: num(values['batch-rows'], 10_000) });
+    const one = createSql(targetFromUrl(url!), { max: 1 });
+    const rep = await addPartition(one, KIND, { batchRows: num(values['batch-rows'], 10_000) }).finally(() => one.end());
     const t1 = performance.now();
-    await new Promise((r) => setTimeout(r, 2000));
-    await load.stop();
-    console.log(`partitions add ${KIND}: ${rep.rowsMoved} rows moved, ${rep.rowsCopied} copied, ${rep.seconds.toFixed(1)} s, ${rep.passes} passes, swap ${rep.swapMs} ms, ${rep.lockRetries} lock retries, WAL ${(await walBytes(sql, wal)) >> 20} MiB`);
-    console.log(`puts before:  ${summary(load.samples.filter((s) => s.at < t0).map((s) => s.ms))}`);
-    console.log(`puts during:  ${summary(load.samples.filter((s) => s.at >= t0 && s.at <= t1).map((s) => s.ms))}`);
-    console.log(`puts after:   ${summary(load.samples.filter((s) => s.at > t1).map((s) => s.ms))}`);
+    await sleep(baseline);
+    const t2 = performance.now();
+    await w.stop();
+    console.log(`kv_log had ${c!.n} rows; partitions add ${KIND}: ${rep.rowsMoved} rows moved, ${rep.rowsCopied} copied, ${rep.seconds.toFixed(1)} s, ${rep.passes} passes, swap ${rep.swapMs} ms, ${rep.lockRetries} lock retries, WAL ${(await walBytes(sql, wal)) >> 20} MiB`);
+    console.log(`puts before (${baseline / 1000} s): ${summary(window(w.samples, b0, t0))}; longest time with no put completing ${longestGap(w.samples, b0, t0).toFixed(0)} ms`);
+    console.log(`puts during add:      ${summary(window(w.samples, t0, t1))}; longest time with no put completing ${longestGap(w.samples, t0, t1).toFixed(0)} ms`);
+    console.log(`puts after (${baseline / 1000} s):  ${summary(window(w.samples, t1, t2))}`);
   });
+  console.log(`end: ${loadAvg()}`);
+}
+
+interface CompactionRun { target: string; removed: string; secs: number; before: number[]; during: number[] }
+
+/** Puts for a baseline window, then a physical Compact of all but the last --keep revisions while the puts go on. */
+async function compactUnderLoad(raw: Raw, target: string, removedRows: (() => Promise<number>) | undefined): Promise<CompactionRun> {
+  const w = putLoad(raw, num(values.clients, 8));
+  await sleep(num(values.warmup, 10) * 1000);
+  const b0 = performance.now();
+  await sleep(num(values.seconds, 30) * 1000);
+  const rev = (await headRevision(raw)) - num(values.keep, 100_000);
+  const t0 = performance.now();
+  await raw.call('KV', 'Compact', { revision: rev, physical: true });
+  const t1 = performance.now();
+  await w.stop();
+  const secs = (t1 - t0) / 1000;
+  const removed = removedRows ? `${await removedRows()} rows removed (${((await removedRows()) / secs).toFixed(0)} rows/s)` : `compacted to ${rev}`;
+  return { target, removed, secs, before: window(w.samples, b0, t0), during: window(w.samples, t0, t1) };
 }
 
 async function compaction(): Promise<void> {
-  await withLoad(async (raw, sql) => {
-    const load = putLoad(raw, num(values.clients, 8));
-    await new Promise((r) => setTimeout(r, num(values.seconds, 10) * 1000));
-    const [m] = (await sql`SELECT revision FROM meta`) as unknown as Array<{ revision: number }>;
-    const [before] = (await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>;
-    const target = m!.revision - num(values.keep, 100_000);
-    const wal = await walLsn(sql);
-    const t0 = performance.now();
-    await raw.call('KV', 'Compact', { revision: target, physical: true });
-    const t1 = performance.now();
-    const [after] = (await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>;
-    const removed = before!.n - after!.n;
-    await new Promise((r) => setTimeout(r, 2000));
-    await load.stop();
-    const secs = (t1 - t0) / 1000;
-    console.log(`compact at ${target}: ${removed} rows removed in ${secs.toFixed(1)} s = ${(removed / secs).toFixed(0)} rows/s, WAL ${(await walBytes(sql, wal)) >> 20} MiB`);
-    console.log(`puts without compaction: ${summary(load.samples.filter((s) => s.at < t0).map((s) => s.ms))}`);
-    console.log(`puts during compaction:  ${summary(load.samples.filter((s) => s.at >= t0 && s.at <= t1).map((s) => s.ms))}`);
+  const which = values.target ?? 'both';
+  console.log(`compaction: ${num(values.clients, 8)} writers, keep ${num(values.keep, 100_000)} revisions; ${loadAvg()}`);
+  const runs: CompactionRun[] = [];
+  if (which !== 'etcd') {
+    runs.push(await withPgetcd(async (raw, sql) => {
+      const count = async (): Promise<number> => ((await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>)[0]!.n;
+      const before = await count();
+      const wal = await walLsn(sql);
+      let removed = -1;
+      const r = await compactUnderLoad(raw, 'pgetcd', async () => { if (removed < 0) removed = before - (await count()); return removed; });
+      r.removed += `, WAL ${(await walBytes(sql, wal)) >> 20} MiB (puts included); kv_log had ${before} rows`;
+      return r;
+    }));
+  }
+  if (which !== 'pgetcd') {
+    runs.push(await withEtcd(async (raw) => {
+      const secs = await fillThroughApi(raw, num(values.revisions, 1_000_000), num(values.keys, 100_000), num(values['val-size'], 256));
+      process.stderr.write(`etcd: filled in ${secs.toFixed(0)} s\n`);
+      return compactUnderLoad(raw, 'etcd', undefined);
+    }));
+  }
+  for (const r of runs) {
+    console.log(`${r.target}: compaction ${r.secs.toFixed(1)} s, ${r.removed}`);
+    console.log(`${r.target}:   puts without compaction: ${summary(r.before)}`);
+    console.log(`${r.target}:   puts during compaction:  ${summary(r.during)}`);
+  }
+  console.log(`end: ${loadAvg()}`);
+}
+
+const KINE_SCHEMA = [
+  `CREATE TABLE kine (
+     id SERIAL PRIMARY KEY, name VARCHAR(630), created INTEGER, deleted INTEGER, create_revision INTEGER,
+     prev_revision INTEGER, lease INTEGER, value bytea, old_value bytea)`,
+  'CREATE INDEX kine_name_index ON kine (name)',
+  'CREATE INDEX kine_name_id_index ON kine (name, id)',
+  'CREATE INDEX kine_id_deleted_index ON kine (id, deleted)',
+  'CREATE INDEX kine_prev_revision_index ON kine (prev_revision)',
+  'CREATE UNIQUE INDEX kine_name_prev_revision_uindex ON kine (name, prev_revision)',
+];
+
+/** A fresh database of this name on --database-url's server; returns its URL. */
+async function freshDatabase(admin: Sql, name: string): Promise<string> {
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const u = new URL(url!);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+function runCli(args: string[]): { keys: number; seconds: number; keysPerSecond: number } {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), ...args, '-o', 'json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return JSON.parse(out) as { keys: number; seconds: number; keysPerSecond: number };
+}
+
+/**
+ * `pgetcd import` from a kine table of --revisions rows over --keys names (every name updated
+ * until its last version, a tenth of them deleted at the end) and from a live etcd holding --keys
+ * keys, each into a fresh database on --database-url's server (whose own database is only used
+ * to create them).
+ */
+async function importBench(sql: Sql): Promise<void> {
+  const revisions = num(values.revisions, 1_000_000);
+  const keys = num(values.keys, 100_000);
+  const valSize = num(values['val-size'], 256);
+  console.log(`import: kine table of ${revisions} rows over ${keys} names, etcd with ${keys} keys, ${valSize}-byte values; ${loadAvg()}`);
+  const kineUrl = await freshDatabase(sql, 'pgetcd_bench_kine');
+  const kine = createSql(targetFromUrl(kineUrl), { max: 1 });
+  try {
+    for (const s of KINE_SCHEMA) await kine.unsafe(s);
+    // Row r (1..N) writes name (r-1) % K; prev_revision is the name's previous row.
+    await kine`
+      INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+      SELECT r, ${PREFIX} || 'ns/w' || lpad(((r - 1) % ${keys})::text, 8, '0'), CASE WHEN r <= ${keys} THEN 1 ELSE 0 END, 0,
+             1 + (r - 1) % ${keys}, CASE WHEN r > ${keys} THEN r - ${keys} ELSE 0 END, 0,
+             convert_to(substr(repeat(md5(r::text), ${Math.ceil(valSize / 32)}), 1, ${valSize}), 'UTF8'), NULL
+      FROM generate_series(1, ${revisions}) r`;
+    await kine`
+      INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+      SELECT ${revisions} + 1 + i, ${PREFIX} || 'ns/w' || lpad((i * 10)::text, 8, '0'), 0, 1, 0,
+             i * 10 + 1 + ${keys} * ((${revisions} - 1 - i * 10) / ${keys}), 0, NULL, NULL
+      FROM generate_series(0, ${Math.floor(keys / 10) - 1}) i`;
+    await kine`SELECT setval('kine_id_seq', (SELECT max(id) FROM kine))`;
+    await kine`ANALYZE kine`;
+  } finally {
+    await kine.end();
+  }
+  const kineTarget = await freshDatabase(sql, 'pgetcd_bench_import_kine');
+  execFileSync(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), 'migrate', 'up', '--endpoint', kineTarget]);
+  const k = runCli(['import', '--from-kine', kineUrl, '--endpoint', kineTarget]);
+  const etcdTarget = await freshDatabase(sql, 'pgetcd_bench_import_etcd');
+  execFileSync(process.execPath, [path.join(ROOT, 'bin', 'pgetcd.js'), 'migrate', 'up', '--endpoint', etcdTarget]);
+  const { e, fill } = await withEtcd(async (raw, endpoint) => {
+    const fill = await fillThroughApi(raw, keys, keys, valSize);
+    return { e: runCli(['import', '--from-etcd', endpoint, '--endpoint', etcdTarget]), fill };
   });
+  console.log(`--from-kine: ${k.keys} keys in ${k.seconds.toFixed(1)} s = ${k.keysPerSecond.toFixed(0)} keys/s (read, write, verify)`);
+  console.log(`--from-etcd: ${e.keys} keys in ${e.seconds.toFixed(1)} s = ${e.keysPerSecond.toFixed(0)} keys/s (read, write, verify)`);
+  console.log(`reference: the same ${keys} keys put into etcd by 64 concurrent clients took ${fill.toFixed(1)} s = ${(keys / fill).toFixed(0)} keys/s`);
+  console.log(`end: ${loadAvg()}`);
 }
 
 const sql = createSql(targetFromUrl(url), { max: 2 });
@@ -173,7 +343,8 @@ try {
     case 'load': await load(sql); break;
     case 'partition': await partition(); break;
     case 'compaction': await compaction(); break;
-    default: throw new Error('say load, partition or compaction');
+    case 'import': await importBench(sql); break;
+    default: throw new Error('say load, partition, compaction or import');
   }
 } finally {
   await sql.end();

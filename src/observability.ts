@@ -11,7 +11,7 @@ import { Metrics, type MetricSources } from './metrics/index.ts';
 
 /** A database that does not answer a health ping within this long is unreachable. */
 const PING_TIMEOUT_MS = 5000;
-/** pg-listen reconnects by itself; a listener down longer than this fails /health. */
+/** The LISTEN session reconnects by itself (watch/listen.ts); down longer than this fails /health. */
 const LISTENER_GRACE_MS = 5000;
 /** How often the background probe refreshes etcd_server_has_leader. */
 const PROBE_INTERVAL_MS = 5000;

@@ -24,7 +24,7 @@ export interface HealthMonitorOptions {
   observer?: HealthObserver;
   /** A ping slower than this counts as unreachable. */
   pingTimeoutMs: number;
-  /** A listener down for longer than this makes /health fail (pg-listen reconnects by itself). */
+  /** A listener down for longer than this makes /health fail (it reconnects by itself). */
   listenerGraceMs: number;
   /** Background probe period (keeps etcd_server_has_leader current between health checks). */
   probeIntervalMs: number;

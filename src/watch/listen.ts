@@ -22,7 +22,7 @@ export interface ListenerOptions {
  * One LISTEN session on the primary that comes back on its own: on any error it reconnects
  * (to whichever host of a multi-host endpoint is the primary now: see connectPrimary), with
  * backoff from 100 ms to 2 s, forever. node-postgres alone, since the session must follow a
- * failover, which pg-listen's fixed connection settings cannot.
+ * failover (a LISTEN library with fixed connection settings cannot).
  */
 export class Listener {
   private client: pg.Client | undefined;

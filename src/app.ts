@@ -7,7 +7,8 @@ import { checkSchema, migrate } from './db/migrate.ts';
 import { DbHealth } from './db/health.ts';
 import { createSql, type Sql } from './db/sql.ts';
 import { describeTarget, type PgTarget } from './db/target.ts';
-import { resolveEndpoint } from './db/endpoint.ts';
+import { resolveEndpoint, resolveReadEndpoints } from './db/endpoint.ts';
+import { Standbys } from './store/standbys.ts';
 import { waitForDatabase } from './db/wait.ts';
 import type { Logger } from './log.ts';
 import { makeHeaderFn, type ServerContext } from './server/context.ts';
@@ -101,6 +102,7 @@ export class App {
       }
       const clusterId = BigInt.asUintN(64, BigInt(meta.cluster_id)).toString();
       const memberId = memberIdFor(clusterId, cfg);
+      const standbys = await startStandbys(cfg, clusterId, log);
       const store = new Store(sql, {
         log: log.child({ mod: 'store' }),
         maxTxnOps: cfg.maxTxnOps,
@@ -112,6 +114,7 @@ export class App {
         legacySortOrder: !etcdBehaviour(cfg.etcdVersion).rejectUnknownSortOrder,
         observer: obs.metrics,
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
+        ...(standbys ? { standbys } : {}),
       });
       const ctx: ServerContext = {
         cfg, sql, target, store, log, clusterId, memberId, metrics: obs.metrics,
@@ -164,6 +167,7 @@ export class App {
             compactRevision: () => watch.stats().compactRevision,
             keys: () => (cfg.keyIndex && store.indexStats().revision >= 0 ? store.indexStats().keys : undefined),
             pendingWrites: () => store.writer.pending,
+            ...(standbys ? { standbys: () => standbys.stats() } : {}),
             watch: () => {
               const w = watch.stats();
               return {
@@ -213,11 +217,29 @@ export class App {
     this.certWatcher?.close();
     this.ctx.health?.stop();
     await this.store.close();
+    await this.store.standbys?.close();
     await this.sql.end({ timeout: 5 });
     await this.embedded?.stop();
     await this.observability.stop();
     this.log.info('stopped');
   }
+}
+
+/** How often each standby's replayed revision is read: well inside --read-max-lag. */
+const STANDBY_POLL_MS = 200;
+
+/** Pools on the --read-endpoint standbys, polled for their replay position; undefined without any. */
+async function startStandbys(cfg: Config, clusterId: string, log: Logger): Promise<Standbys | undefined> {
+  if (cfg.readEndpoint.length === 0) return undefined;
+  const targets = resolveReadEndpoints(cfg.readEndpoint, {
+    caFile: cfg.datastoreCafile, certFile: cfg.datastoreCertfile, keyFile: cfg.datastoreKeyfile, passwordFile: cfg.datastorePasswordFile,
+  });
+  const standbys = new Standbys(targets.map((t) => ({ name: describeTarget(t), sql: createSql(t, { max: 8 }) })), {
+    log: log.child({ mod: 'standbys' }), maxLagMs: cfg.readMaxLag, pollMs: Math.min(STANDBY_POLL_MS, Math.max(10, cfg.readMaxLag / 4)), clusterId,
+  });
+  await standbys.start();
+  log.info({ standbys: standbys.stats().map((s) => ({ standby: s.standby, up: s.up })), maxLagMs: cfg.readMaxLag }, 'reads may go to hot standbys');
+  return standbys;
 }
 
 /** A stable uint64 member ID from the cluster ID and this member's name and URLs. */

@@ -17,7 +17,7 @@
  * config-file key `my-thing` come for free; `yaml: [...]` nests the key, `aliases` adds other
  * flag names, `secret: true` keeps the value out of errors and --help.
  */
-import { bool, choice, count, duration, file, int, list, optStr, str, urls } from './config/kinds.ts';
+import { bool, choice, count, duration, file, int, list, optStr, pgUrls, str, urls } from './config/kinds.ts';
 import { readSecureContext, type TlsSettings } from './net/tls.ts';
 import { ConfigError, load, setting, type ValuesOf } from './config/load.ts';
 import { usage } from './config/docs.ts';
@@ -55,6 +55,14 @@ export const SETTINGS = {
   endpoint: setting({
     flag: 'endpoint', aliases: ['datastore-endpoint'], kind: optStr, default: undefined, env: ['DATABASE_URL'], secret: true,
     help: 'external PostgreSQL as a postgres:// URL (libpq parameters such as sslmode allowed); without it an embedded PostgreSQL runs in --data-dir',
+  }),
+  readEndpoint: setting({
+    flag: 'read-endpoint', kind: pgUrls, default: [], secret: true, repeatable: true,
+    help: 'hot standbys of --endpoint as postgres:// URLs (repeatable or comma separated; every host of a multi-host URL is one standby): serializable Ranges, Ranges at a past revision and watch catch-up read there; TLS and password as --endpoint',
+  }),
+  readMaxLag: setting({
+    flag: 'read-max-lag', kind: duration, default: 1000,
+    help: 'a standby further behind the primary than this (or unreachable) takes no reads until it catches up',
   }),
   datastoreCafile: setting({
     flag: 'datastore-cafile', kind: file, default: undefined,

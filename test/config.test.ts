@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, DEFAULTS, loadConfig, parseConfig, SETTINGS, USAGE, type Config } from '../src/config.ts';
 import { withFlagsTable } from '../src/config/docs.ts';
 import { envNames } from '../src/config/load.ts';
+import { resolveReadEndpoints } from '../src/db/endpoint.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -102,6 +103,17 @@ describe('configuration', () => {
     assert.equal(cfg([], { DATABASE_URL: 'postgres://a/b' }).endpoint, 'postgres://a/b');
     assert.equal(cfg([], { DATABASE_URL: 'postgres://a/b', PGETCD_ENDPOINT: 'postgres://c/d' }).endpoint, 'postgres://c/d');
     assert.equal(cfg(['--datastore-endpoint', 'postgres://e/f']).endpoint, 'postgres://e/f');
+  });
+
+  it('--read-endpoint is repeatable and comma separated; a multi-host URL stays one item and gives one standby per host', () => {
+    const c = cfg(['--read-endpoint', 'postgres://u@s1:5432/db', '--read-endpoint', 'postgres://u@s2:5432,s3:5433/db?sslmode=disable,postgresql://u@s4/db']);
+    assert.deepEqual(c.readEndpoint, ['postgres://u@s1:5432/db', 'postgres://u@s2:5432,s3:5433/db?sslmode=disable', 'postgresql://u@s4/db']);
+    assert.deepEqual(cfg([], { PGETCD_READ_ENDPOINT: 'postgres://a/b,postgres://c/d' }).readEndpoint, ['postgres://a/b', 'postgres://c/d']);
+    assert.equal(cfg(['--read-max-lag', '250ms']).readMaxLag, 250);
+    const targets = resolveReadEndpoints(c.readEndpoint, {}, {});
+    assert.deepEqual(targets.map((t) => t.url), ['postgres://u@s1:5432/db', 'postgres://u@s2:5432/db', 'postgres://u@s3:5433/db', 'postgresql://u@s4/db']);
+    assert.match(failure(['--read-endpoint', 'http://x']), /^--read-endpoint: invalid value$/);
+    assert.throws(() => resolveReadEndpoints(['postgres://u@s1/db?sslmode=maybe'], {}, {}), /^ConfigError: --read-endpoint: sslmode "maybe"/);
   });
 
   it('invalid configuration is one line naming the setting and where the value came from', () => {

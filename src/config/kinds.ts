@@ -116,6 +116,20 @@ function checkUrl(u: string): void {
   if (parsed.port !== '' && !(Number(parsed.port) > 0)) throw new Error(`"${u}" has no valid port`);
 }
 
+/**
+ * postgres:// URLs separated by commas. A comma also separates the hosts of one libpq multi-host
+ * URL, so a list item starts only where `postgres://` or `postgresql://` does.
+ */
+export const pgUrls: Kind<string[]> = {
+  metavar: 'URLS',
+  parse: (t) => {
+    const out = t.split(/,(?=\s*postgres(?:ql)?:\/\/)/).map((x) => x.trim()).filter(Boolean);
+    for (const u of out) if (!/^postgres(ql)?:\/\//.test(u)) throw new Error('not a list of postgres:// URLs');
+    return out;
+  },
+  show: (v) => v.join(','),
+};
+
 /** One of a fixed set of words. */
 export function choice<const W extends string>(words: readonly W[]): Kind<W> {
   return {

@@ -21,6 +21,8 @@ export interface Setting<T> {
   readonly secret?: boolean;
   /** Shown in --help instead of the default's text (e.g. "the listen URLs"). */
   readonly defaultText?: string;
+  /** The flag may be given several times: the values are joined with commas (list kinds). */
+  readonly repeatable?: boolean;
 }
 
 /** Keeps T from being inferred from `default` alone (so '' infers string, not ''). */
@@ -87,7 +89,8 @@ function readArgv(table: SettingTable, argv: readonly string[]): { raw: Map<stri
         i++;
       }
     }
-    raw.set(key, { text, from: `--${name}` });
+    const earlier = raw.get(key);
+    raw.set(key, { text: s.repeatable && earlier ? `${earlier.text},${text}` : text, from: `--${name}` });
   }
   return { raw, help };
 }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from '../config/load.ts';
+import { perHostUrls } from './hosts.ts';
 import { targetFromUrl, type PgTarget } from './target.ts';
 
 /** Database TLS and password settings beside the URL (k3s's --datastore-* names). */
@@ -89,6 +90,32 @@ export function resolveEndpoint(url: string, opts: EndpointOptions = {}, env: No
   const first = hosts!.split(',')[0] ?? '';
   const password = urlPassword || passwordFromFile(opts.passwordFile) || env.PGPASSWORD || pgpass(target, first, pathPart ?? '', user, env);
   return { ...target, ...(ssl && !target.host?.startsWith('/') ? { ssl } : {}), ...(password ? { password } : {}) };
+}
+
+/**
+ * The --read-endpoint URLs as one target per standby: every host of a multi-host URL is a
+ * standby of its own (target_session_attrs means nothing here). TLS and password are resolved
+ * as for --endpoint, with the same --datastore-* files.
+ */
+export function resolveReadEndpoints(urls: readonly string[], opts: EndpointOptions = {}, env: NodeJS.ProcessEnv = process.env): PgTarget[] {
+  const out: PgTarget[] = [];
+  for (const url of urls) {
+    let hosts: string[];
+    try {
+      hosts = perHostUrls(url);
+    } catch {
+      throw new ConfigError('--read-endpoint: not a valid postgres:// or postgresql:// URL');
+    }
+    for (const h of hosts) {
+      try {
+        out.push(resolveEndpoint(h, opts, env));
+      } catch (err) {
+        if (err instanceof ConfigError) throw new ConfigError(err.message.replace(/^--endpoint/, '--read-endpoint'));
+        throw err;
+      }
+    }
+  }
+  return out;
 }
 
 function passwordFromFile(file: string | undefined): string | undefined {

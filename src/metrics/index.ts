@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { exponentialBuckets } from './buckets.ts';
 import { GrpcMetrics, type GrpcType, type MethodStats } from './grpc.ts';
 import { openMetricsView, wantsOpenMetrics, type Exposition } from './render.ts';
-import type { DatabaseSample, MetricSources } from './sources.ts';
+import type { DatabaseSample, MetricSources, StandbyNumbers } from './sources.ts';
 
 export type { MethodStats, GrpcType } from './grpc.ts';
 export type { DatabaseSample, MetricSources, WatchNumbers } from './sources.ts';
@@ -137,6 +137,31 @@ export class Metrics {
     computedCounter('pgetcd_watch_local_deliveries_total', 'Local commits delivered to watchers without reading kv_log.', () => this.sources.watch?.().localDeliveries);
     computedCounter('pgetcd_watch_catchup_reads_total', 'Reads of kv_log by watchers catching up from history older than the in-memory ring.', () => this.sources.watch?.().catchupReads);
     computedCounter('pgetcd_watch_listener_reconnects_total', 'Times the LISTEN connection was lost and reconnecting began.', () => this.sources.watch?.().reconnects);
+    const standbyGauge = (name: string, help: string, pick: (s: StandbyNumbers) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['standby'], registers,
+        collect() {
+          this.reset();
+          for (const s of self.sources.standbys?.() ?? []) this.set({ standby: s.standby }, pick(s));
+        },
+      });
+    };
+    standbyGauge('pgetcd_read_standby_up', 'Whether the --read-endpoint standby takes reads (answers, in recovery, same cluster).', (s) => (s.up ? 1 : 0));
+    standbyGauge('pgetcd_read_standby_lag_seconds', 'How long the primary has had a revision the standby has not replayed (0: caught up).', (s) => s.lagMs / 1000);
+    standbyGauge('pgetcd_read_standby_behind_revisions', 'Revisions the standby is behind the highest this instance knows the primary reached.', (s) => s.behindRevisions);
+    new Counter({
+      name: 'pgetcd_read_standby_requests_total',
+      help: 'Reads sent to a standby by result: served there, behind (had not replayed the revision: the primary answered) or failed (the primary answered).',
+      labelNames: ['standby', 'result'], registers,
+      collect() {
+        this.reset();
+        for (const s of self.sources.standbys?.() ?? []) {
+          this.inc({ standby: s.standby, result: 'served' }, s.served);
+          this.inc({ standby: s.standby, result: 'behind' }, s.behind);
+          this.inc({ standby: s.standby, result: 'failed' }, s.failed);
+        }
+      },
+    });
     gauge('pgetcd_watch_listener_up', 'Whether the LISTEN connection that feeds watchers is connected (1) or not (0).', () => (this.listenerUp ? 1 : 0));
     new Gauge({
       name: 'pgetcd_db_connections',

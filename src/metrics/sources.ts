@@ -12,6 +12,18 @@ export interface MetricSources {
   /** Write requests queued or in a commit. */
   pendingWrites?: () => number;
   watch?: () => WatchNumbers;
+  /** The --read-endpoint standbys, when there are any. */
+  standbys?: () => StandbyNumbers[];
+}
+
+export interface StandbyNumbers {
+  standby: string;
+  up: boolean;
+  lagMs: number;
+  behindRevisions: number;
+  served: number;
+  behind: number;
+  failed: number;
 }
 
 export interface WatchNumbers {

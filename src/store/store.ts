@@ -8,6 +8,7 @@ import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery } from './reader.ts';
 import { PageCounts } from './pagecounts.ts';
 import { RevisionGuard } from './regression.ts';
+import type { Standbys } from './standbys.ts';
 import type {
   CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, TxnRequest, TxnResponse,
@@ -40,6 +41,8 @@ export interface StoreOptions {
   legacySortOrder?: boolean;
   /** Told about each write batch and compaction pass (metrics). */
   observer?: WriteObserver & CompactionObserver;
+  /** Hot standbys for serializable and past-revision Ranges (--read-endpoint). */
+  standbys?: Standbys;
 }
 
 /**
@@ -70,7 +73,10 @@ export class Store {
       this.index.drop();
       void this.loadIndex();
     });
-    this.commitListeners.push((c) => this.guard.serve(c.to));
+    this.commitListeners.push((c) => {
+      this.guard.serve(c.to);
+      opts.standbys?.primaryAt(c.to);
+    });
     this.writer = new Writer(sql, {
       guard: this.guard,
       log: opts.log.child({ mod: 'writer' }),
@@ -109,6 +115,7 @@ export class Store {
    * from kv_log (from every instance). Keeps the key index current.
    */
   observeLog(from: number, to: number, changes: readonly IndexChange[]): void {
+    this.opts.standbys?.primaryAt(to);
     if (this.cache) {
       this.cache.advance(from, to, changes, true);
       if (this.cache.mayLoad) this.loadCache();
@@ -121,6 +128,7 @@ export class Store {
   /** Somebody committed `revision` (a notification). */
   observeRevision(revision: number): void {
     this.index.saw(revision);
+    this.opts.standbys?.primaryAt(revision);
   }
 
   /** Loads the head cache in the background (ranges read from the database until it is ready). */
@@ -162,11 +170,44 @@ export class Store {
     const floor = this.guard.served;
     const cached = this.cache?.ready ? await this.rangeFromCache(this.cache, req) : undefined;
     if (cached) return cached;
-    const r = await dbCall(() => packedRangeQuery(this.sql, req, this.pageCounts.get(req)));
+    const known = this.pageCounts.get(req);
+    const standby = await this.rangeFromStandby(req, known);
+    if (standby) return standby;
+    const r = await dbCall(() => packedRangeQuery(this.sql, req, known));
     this.guard.check(r.header.revision, floor);
     this.guard.serve(r.header.revision);
+    this.opts.standbys?.primaryAt(r.header.revision);
     this.pageCounts.learn(req, r);
     return r;
+  }
+
+  /**
+   * A serializable Range, or one at a past revision, from a hot standby (undefined: the primary
+   * answers). A past revision R reads the same there as on the primary once the standby has
+   * replayed R (commits replay whole and in revision order, meta with them); the statement checks
+   * that in its own snapshot. Its header carries the standby's revision, at least R, as an etcd
+   * follower's would carry its own. Such a revision is not recorded as served (RevisionGuard):
+   * with synchronous replication a standby can show a commit before the primary does, and a
+   * primary read just behind it is no regression.
+   */
+  private async rangeFromStandby(req: RangeRequest, known: number | undefined): Promise<PackedRangeResponse | undefined> {
+    const standbys = this.opts.standbys;
+    if (!standbys || !(req.serializable || req.revision > 0)) return undefined;
+    const r = await standbys.read((sql) => dbCall(() => packedRangeQuery(sql, req, known)), (x) => x.header.revision);
+    if (r) this.pageCounts.learn(req, r);
+    return r;
+  }
+
+  /**
+   * Runs a read of history on a hot standby when one is fresh (watch catch-up); undefined: read
+   * the primary. The caller checks that the answer covers what it needs.
+   */
+  readOnStandby<T>(f: (sql: Sql) => Promise<T>, revisionOf: (t: T) => number): Promise<T | undefined> {
+    return this.opts.standbys ? this.opts.standbys.read(f, revisionOf) : Promise.resolve(undefined);
+  }
+
+  get standbys(): Standbys | undefined {
+    return this.opts.standbys;
   }
 
   /**

@@ -50,6 +50,11 @@ export interface HubOptions {
   ringBytes: number;
   /** Catch-up reads running at once (they share the pool with the writer and readers). */
   catchupConcurrency: number;
+  /**
+   * Runs a catch-up read on a hot standby when one is fresh; undefined means read `sql` (the
+   * primary). Absent: every read goes to the primary.
+   */
+  standbyRead?: <T>(f: (sql: Sql) => Promise<T>, revisionOf: (t: T) => number) => Promise<T | undefined>;
   /** Rows per catch-up read. */
   catchupRows: number;
   /** Bytes of events handed to a catching-up watcher at a time (then it waits for room). */
@@ -324,8 +329,13 @@ export class Hub {
         if (w.nextRev > this.revision || this.ring.covers(w.nextRev)) continue;
         this.stats.dbCatchupReads++;
         const { key, end } = w.spec.range;
-        r = await readRange(this.opts.sql, Buffer.from(key, 'latin1'), end === null ? null : Buffer.from(end, 'latin1'),
-          w.nextRev, this.revision, this.opts.catchupRows);
+        const k = Buffer.from(key, 'latin1');
+        const e = end === null ? null : Buffer.from(end, 'latin1');
+        const from = w.nextRev;
+        const to = this.revision;
+        // A standby that has not replayed `from` yet covers nothing: the primary reads instead.
+        const onStandby = await this.opts.standbyRead?.((sql) => readRange(sql, k, e, from, to, this.opts.catchupRows), (x) => x.storeRevision);
+        r = onStandby && onStandby.coveredTo >= from ? onStandby : await readRange(this.opts.sql, k, e, from, to, this.opts.catchupRows);
         backoff = 0;
       } catch (err) {
         this.stats.dbCatchupErrors++;

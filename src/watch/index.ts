@@ -50,6 +50,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
   const hub = new Hub({
     sql: ctx.sql, log, ringEvents: RING_MAX_EVENTS, ringBytes: RING_MAX_BYTES,
     catchupConcurrency: CATCHUP_CONCURRENCY, catchupRows: CATCHUP_ROWS, catchupChunkBytes: CATCHUP_CHUNK_BYTES,
+    ...(ctx.store.standbys ? { standbyRead: (f, revisionOf) => ctx.store.readOnStandby(f, revisionOf) } : {}),
   });
   const feed = new Feed({
     sql: ctx.sql, target: ctx.target, log, window: FEED_WINDOW_REVISIONS,

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { sqlFor } from './helpers/db.ts';
 import { grpcLabels, parseScrape, scrape, type Scrape } from './helpers/prom.ts';
 import { expectGrpcError, rawClients, type Raw } from './helpers/raw.ts';
 import { freePort, startServer, type TestServer } from './helpers/server.ts';
@@ -132,6 +133,37 @@ describe('/metrics after real traffic', () => {
     assert.equal(s1.value('etcd_server_quota_backend_bytes'), 2 * 1024 ** 3);
     assert.ok((s1.value('process_resident_memory_bytes') ?? 0) > 0);
     watch.close();
+  });
+
+  it('lease expiry: counted, and its lag measured from the lease\'s expiry time to its revocation', async () => {
+    const OVERDUE_S = 10;
+    const s0 = await scrape(base);
+    const t0 = performance.now();
+    const lease = await raw.call('Lease', 'LeaseGrant', { TTL: '60', ID: '0' });
+    await raw.call('KV', 'Put', { key: Buffer.from('m/leased'), value: Buffer.from('x'), lease: lease.ID });
+    // Straight in the table, as if the lease had expired OVERDUE_S ago: the expiry loop (which
+    // looks at least once a second) then revokes it, at least OVERDUE_S after that expiry.
+    const sql = sqlFor(srv.databaseUrl);
+    try {
+      await sql`UPDATE leases SET expires_at = now() - ${OVERDUE_S} * interval '1 second' WHERE id = ${lease.ID}::int8`;
+    } finally {
+      await sql.end();
+    }
+    const s1 = await waitFor('the lease expired', async () => {
+      const s = await scrape(base);
+      return delta(s0, s, 'pgetcd_lease_expiry_lag_seconds_count') >= 1 ? s : undefined;
+    });
+    const elapsed = (performance.now() - t0) / 1000;
+    assert.equal((await raw.call('KV', 'Range', { key: Buffer.from('m/leased') })).count, '0');
+    assert.equal(delta(s0, s1, 'pgetcd_lease_expiry_lag_seconds_count'), 1);
+    assert.equal(delta(s0, s1, 'etcd_debugging_server_lease_expired_total'), 1);
+    assert.equal(delta(s0, s1, 'etcd_debugging_lease_revoked_total'), 1);
+    const lag = delta(s0, s1, 'pgetcd_lease_expiry_lag_seconds_sum');
+    // At least the time it was overdue when the loop found it. At most: overdue at the claim
+    // (OVERDUE_S plus at most the test's time) plus claim-to-revoked (at most the test's time).
+    assert.ok(lag >= OVERDUE_S && lag <= OVERDUE_S + 2 * elapsed, `lag ${lag} s, test took ${elapsed} s`);
+    assert.equal(delta(s0, s1, 'pgetcd_lease_expiry_lag_seconds_bucket', { le: '0.01' }), 0);
+    assert.equal(delta(s0, s1, 'pgetcd_lease_expiry_lag_seconds_bucket', { le: '+Inf' }), 1);
   });
 
   it('no family carries a key, lease or client in a label', async () => {

@@ -6,8 +6,13 @@ import { ELECTION_LOCK, PROMOTED_LOCK } from './locks.ts';
 
 export interface ExpirerOptions {
   target: PgTarget;
-  /** Revokes one lease through the writer (resolves when it is gone, also when it already was). */
-  revoke(id: string): Promise<void>;
+  /**
+   * Revokes one lease through the writer: resolves true when this call revoked it, false when it
+   * was already gone (revoked meanwhile).
+   */
+  revoke(id: string): Promise<boolean>;
+  /** A lease this instance revoked by expiry, `lagSeconds` after its expiry time (when known). */
+  expired?(lagSeconds: number | undefined): void;
   log: Logger;
   /** Shown in pg_stat_activity.application_name, so a DBA sees which instance holds the role. */
   name: string;
@@ -23,14 +28,20 @@ export interface ExpirerOptions {
   queryTimeoutMs: number;
 }
 
-/** Claims the leases that are due and says how long until the next one is. */
+/**
+ * Claims the leases that are due and says how long until the next one is. `overdue_ms` (same
+ * order as `due`) is how far past its expiry each lease was at the claim, on the database clock;
+ * null for a lease claimed before whose revoke failed (its expiry time is gone).
+ */
 const CLAIM_SQL = `
 WITH due AS (
-  SELECT id FROM leases WHERE expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE
+  SELECT id, expires_at FROM leases WHERE expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE
 ), claimed AS (
-  UPDATE leases l SET expires_at = '-infinity' FROM due WHERE l.id = due.id RETURNING l.id
+  UPDATE leases l SET expires_at = '-infinity' FROM due WHERE l.id = due.id RETURNING l.id, due.expires_at AS was
 )
-SELECT ARRAY(SELECT id::text FROM claimed) AS due,
+SELECT ARRAY(SELECT id::text FROM claimed ORDER BY id) AS due,
+       ARRAY(SELECT CASE WHEN was = '-infinity' THEN NULL ELSE (EXTRACT(EPOCH FROM now() - was) * 1000)::float8 END
+             FROM claimed ORDER BY id) AS overdue_ms,
        (SELECT EXTRACT(EPOCH FROM min(expires_at) - now()) * 1000 FROM leases WHERE expires_at > now())::float8 AS next_ms`;
 
 const PROMOTE_SQL = `UPDATE leases SET expires_at = now() + ttl * interval '1 second' + $1 * interval '1 millisecond'`;
@@ -117,10 +128,17 @@ export class LeaseExpirer {
 
   private async round(c: pg.Client): Promise<void> {
     this.stats.rounds++;
-    const r = await this.query<{ due: string[]; next_ms: number | null }>(c, CLAIM_SQL, [this.opts.batch]);
+    // The lag of each revocation: overdue at the claim (database clock; now() is the statement's
+    // transaction start) plus the time from sending the claim to the revoke's commit (this clock).
+    const claimedAt = performance.now();
+    const r = await this.query<{ due: string[]; overdue_ms: Array<number | null>; next_ms: number | null }>(c, CLAIM_SQL, [this.opts.batch]);
     const row = r.rows[0]!;
     if (row.due.length > 0) {
-      const results = await Promise.allSettled(row.due.map((id) => this.opts.revoke(id)));
+      const results = await Promise.allSettled(row.due.map(async (id, i) => {
+        if (!(await this.opts.revoke(id))) return;
+        const overdue = row.overdue_ms[i];
+        this.opts.expired?.(overdue == null ? undefined : (overdue + performance.now() - claimedAt) / 1000);
+      }));
       const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
       this.stats.expired += results.length - failed.length;
       this.opts.log.debug({ expired: results.length - failed.length }, 'leases expired');

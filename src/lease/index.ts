@@ -17,15 +17,16 @@ export function createLeaseComponent(ctx: ServerContext): Component {
     log,
     name: ctx.cfg.name,
     revoke: (id) => ctx.store.leaseRevoke(id).then(
-      () => {
-        ctx.metrics.leaseRevoked();
-        ctx.metrics.leaseExpired();
-      },
+      () => true,
       (err: unknown) => {
-        if (isStoreError(err) && err.code === 'LeaseNotFound') return; // revoked meanwhile
+        if (isStoreError(err) && err.code === 'LeaseNotFound') return false; // revoked meanwhile
         throw err;
       },
     ),
+    expired: (lagSeconds) => {
+      ctx.metrics.leaseRevoked();
+      ctx.metrics.leaseExpired(lagSeconds);
+    },
     maxSleepMs: EXPIRY_MAX_SLEEP_MS,
     retryMs: 1000,
     extendMs: PROMOTE_EXTENSION_MS,

@@ -11,7 +11,7 @@ import { Pool } from './grpc.ts';
 import { Opts } from './options.ts';
 import { formatTable, oneLine, type RunResult } from './report.ts';
 import { selfCheck } from './selfcheck.ts';
-import { findEtcd, ROOT, startEtcd, startPgetcd, type RunningTarget } from './targets.ts';
+import { findEtcd, PORTS, ROOT, startEtcd, startPgetcd, type RunningTarget } from './targets.ts';
 import type { CommonOptions, TargetKind, Workload, WorkloadContext } from './workload.ts';
 import { checkPerfWorkload } from './workloads/checkperf.ts';
 import { leaseWorkload } from './workloads/lease.ts';
@@ -40,6 +40,7 @@ Servers:  --only pgetcd|etcd  --etcd PATH  --database-url URL (or PGETCD_BENCH_D
           --instances 1|2  --pgetcd-arg ARG (repeatable, passed to pgetcd)  --profile DIR
           --no-pgss  --settle S (11; 0 in smoke)  --keep
           --compare-metrics (also runs pgetcd with --metrics off; column "metrics on/off")
+          --save-metrics FILE (pgetcd's /metrics scraped after each run with metrics on; the last run's is kept)
 Output:   --json FILE  --quiet  --max-time S (7200; 300 in smoke: then servers are stopped, exit 3)
 smoke:    --skip a,b  (workload names to leave out)
 `;
@@ -54,7 +55,7 @@ const OPTIONS = {
   'load': { type: 'string' }, 'etcdctl': { type: 'string' },
   'only': { type: 'string' }, 'etcd': { type: 'string' }, 'database-url': { type: 'string' }, 'instances': { type: 'string' },
   'pgetcd-arg': { type: 'string', multiple: true }, 'profile': { type: 'string' }, 'no-pgss': { type: 'boolean' },
-  'compare-metrics': { type: 'boolean' },
+  'compare-metrics': { type: 'boolean' }, 'save-metrics': { type: 'string' },
   'settle': { type: 'string' }, 'keep': { type: 'boolean' }, 'json': { type: 'string' }, 'quiet': { type: 'boolean' },
   'skip': { type: 'string' }, 'driver': { type: 'string' }, 'max-time': { type: 'string' }, 'timeout': { type: 'string' }, 'url-authority': { type: 'boolean' }, 'help': { type: 'boolean', short: 'h' },
 } as const;
@@ -76,6 +77,17 @@ function commonFrom(o: Opts, smoke: boolean): CommonOptions {
 }
 
 interface Planned { workload: Workload; common: CommonOptions }
+
+/** Writes the first pgetcd instance's /metrics to `file` (a failed scrape is noted, not fatal). */
+async function saveMetrics(file: string, note: (m: string) => void): Promise<void> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${PORTS.pgetcdMetrics[0]}/metrics`);
+    fs.writeFileSync(file, await res.text());
+    note(`pgetcd's /metrics written to ${file}`);
+  } catch (err) {
+    note(`--save-metrics: scraping pgetcd failed: ${(err as Error).message}`);
+  }
+}
 
 async function plan(name: string, v: Values, rawArgs: string[], smoke: boolean): Promise<Planned> {
   const o = new Opts(v as Record<string, string | boolean | undefined>);
@@ -299,6 +311,7 @@ async function main(): Promise<number> {
             note(`${kind}: ${label} failed: ${(err as Error).message}`);
           }
         }
+        if (t.kind === 'pgetcd' && o.has('save-metrics')) await saveMetrics(o.str('save-metrics', ''), note);
       } finally {
         if (running === t) {
           running = undefined;

@@ -85,4 +85,42 @@ describe('deployment recipes', () => {
     const r = spawnSync('docker', ['compose', '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8', cwd: ROOT });
     assert.equal(r.status, 0, r.stderr);
   });
+
+  it('docker-compose (v1, Debian\'s) config accepts docker-compose.yml', { skip: spawnSync('docker-compose', ['version']).status === 0 ? false : 'docker-compose is not installed' }, () => {
+    const r = spawnSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('compose: Prometheus scrapes pgetcd and Grafana gets the datasource and the dashboard from files in the repo', () => {
+    const [compose] = docs(path.join(ROOT, 'docker-compose.yml'));
+    const svc = compose!.services as Record<string, Doc>;
+    // Prometheus shares pgetcd's network namespace: the scrape target 127.0.0.1:2381 is pgetcd's metrics port.
+    assert.equal(svc.prometheus!.network_mode, 'service:pgetcd');
+    assert.ok((svc.pgetcd!.command as string[]).join(' ').includes('--listen-metrics-urls http://0.0.0.0:2381'));
+    const mounts = new Map((svc.grafana!.volumes as string[]).map((v) => {
+      const [src, dst] = v.split(':');
+      return [dst!, path.join(ROOT, src!)];
+    }));
+    for (const src of mounts.values()) assert.ok(fs.existsSync(src), `${src} is mounted and must exist`);
+    const provisioning = mounts.get('/etc/grafana/provisioning')!;
+    const [ds] = docs(path.join(provisioning, 'datasources', 'prometheus.yml'));
+    const source = ds!.datasources[0] as Doc;
+    assert.equal(source.type, 'prometheus');
+    // Prometheus listens on 9090 inside the pgetcd service's namespace.
+    assert.equal(source.url, 'http://pgetcd:9090');
+    assert.ok((svc.pgetcd!.ports as string[]).includes('9090:9090'));
+    const [boards] = docs(path.join(provisioning, 'dashboards', 'pgetcd.yml'));
+    const dir = boards!.providers[0].options.path as string;
+    const dashboard = [...mounts.entries()].find(([dst]) => path.dirname(dst) === dir);
+    assert.ok(dashboard, `a dashboard JSON is mounted under ${dir}`);
+    const json = JSON.parse(fs.readFileSync(dashboard[1], 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }> };
+    const exprs = json.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr).join('\n');
+    // What the issue asks the dashboard to show.
+    for (const family of ['grpc_server_handled_total', 'grpc_server_handling_seconds_bucket', 'pgetcd_write_batch_requests_bucket',
+      'etcd_disk_backend_commit_duration_seconds_bucket', 'etcd_debugging_mvcc_watch_stream_total', 'pgetcd_watch_notify_delivery_lag_seconds_bucket',
+      'pgetcd_kv_log_partition_bytes', 'etcd_debugging_mvcc_current_revision', 'etcd_debugging_mvcc_compact_revision', 'pgetcd_compaction_rows_removed_total']) {
+      assert.ok(exprs.includes(family), `the dashboard shows ${family}`);
+    }
+    assert.equal(svc.grafana!.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, [...mounts.keys()].find((k) => k.endsWith('.json')));
+  });
 });

@@ -158,7 +158,7 @@ describe('/health and /readyz follow PostgreSQL', () => {
     assert.match(early.ready.body, /^\[-\]migrations failed: not run yet$/m);
     assert.equal(early.live.status, 200);
     assert.equal(early.health.status, 503);
-    assert.equal(early.health.body, '{"health":"false","reason":"STARTING"}');
+    assert.equal(early.health.body, '{"health":"false","reason":"STARTING"}\n');
     await waitFor('ready after start-up', async () => ((await get(`${base}/readyz`)).status === 200 ? true : undefined));
     await app.stop();
     app = undefined;
@@ -175,7 +175,8 @@ describe('/health and /readyz follow PostgreSQL', () => {
       const r = await get(`${base}/health`);
       return r.status === 503 ? r : undefined;
     }, 30_000, 100);
-    assert.equal(down.body, '{"health":"false","reason":"DATABASE UNREACHABLE"}');
+    assert.equal(down.body, '{"health":"false","reason":"DATABASE UNREACHABLE"}\n');
+    assert.equal(down.headers.get('content-type'), 'text/plain; charset=utf-8');
     const ready = await get(`${base}/readyz?verbose`);
     assert.equal(ready.status, 503);
     assert.match(ready.body, /^\[-\]database failed: database unreachable$/m);

@@ -1,6 +1,11 @@
 import type { Check, HealthReport, HealthSource } from '../http/types.ts';
 import type { Logger } from '../log.ts';
 
+/** etcd's /health reason for the first active alarm it is not told to exclude. */
+export function alarmReason(alarm: string): string {
+  return alarm === 'NOSPACE' || alarm === 'CORRUPT' ? `ALARM ${alarm}` : 'ALARM UNKNOWN';
+}
+
 /** What the monitor asks the parts of a running instance; each is attached once that part runs. */
 export interface HealthParts {
   /** Resolves when PostgreSQL answers; rejects when it does not. */
@@ -9,7 +14,7 @@ export interface HealthParts {
   listenerDownForMs?: () => number | undefined;
   /** The key index loaded (always true without one). */
   indexReady?: () => boolean;
-  /** Active alarms by name (etcd's /health reports "ALARM <name>"). */
+  /** Active alarms by etcd's AlarmType name (NOSPACE, CORRUPT). */
   alarms?: () => string[];
 }
 
@@ -71,9 +76,9 @@ export class HealthMonitor implements HealthSource {
     this.timer = undefined;
   }
 
-  async health(): Promise<HealthReport> {
-    const alarms = this.parts.alarms?.() ?? [];
-    if (alarms.length > 0) return { ok: false, reason: `ALARM ${alarms.join(',')}` };
+  async health(excludeAlarms?: ReadonlySet<string>): Promise<HealthReport> {
+    const alarm = (this.parts.alarms?.() ?? []).find((a) => !excludeAlarms?.has(a));
+    if (alarm !== undefined) return { ok: false, reason: alarmReason(alarm) };
     if (!this.parts.ping) return { ok: false, reason: 'STARTING' };
     const db = await this.database();
     if (db) return { ok: false, reason: db };

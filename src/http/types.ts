@@ -15,8 +15,11 @@ export interface Check {
 }
 
 export interface HealthSource {
-  /** etcd's /health: the database answers, the watch listener is connected, no alarm. */
-  health(): Promise<HealthReport>;
+  /**
+   * etcd's /health: no alarm (except those named in `excludeAlarms`, etcd's ?exclude=NOSPACE),
+   * the database answers, the watch listener is connected.
+   */
+  health(excludeAlarms?: ReadonlySet<string>): Promise<HealthReport>;
   /** /readyz: migrations ran, the key index loaded, the listener connected, the database answers. */
   ready(): Promise<Check[]>;
   /** /livez: the process serves requests. */

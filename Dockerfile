@@ -17,6 +17,7 @@ COPY package.json package-lock.json ./
 # Production dependencies only (the embedded PostgreSQL binaries come with them).
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist ./dist
+COPY bin ./bin
 COPY proto ./proto
 COPY migrations ./migrations
 RUN mkdir -p /data && chown node:node /data
@@ -25,5 +26,6 @@ VOLUME /data
 EXPOSE 2379 2381
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:2381/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "dist/main.js"]
+# bin/pgetcd.js, as in the npm package: with no src/ beside it, it runs dist/main.js.
+ENTRYPOINT ["node", "bin/pgetcd.js"]
 CMD ["--listen-client-urls", "http://0.0.0.0:2379", "--listen-metrics-urls", "http://0.0.0.0:2381", "--data-dir", "/data"]

@@ -223,12 +223,13 @@ async function partition(): Promise<void> {
 interface CompactionRun { target: string; removed: string; secs: number; before: number[]; during: number[] }
 
 /** Puts for a baseline window, then a physical Compact of all but the last --keep revisions while the puts go on. */
-async function compactUnderLoad(raw: Raw, target: string, removedRows: (() => Promise<number>) | undefined): Promise<CompactionRun> {
+async function compactUnderLoad(raw: Raw, target: string, removedRows: (() => Promise<number>) | undefined, atStart?: (rev: number) => Promise<void>): Promise<CompactionRun> {
   const w = putLoad(raw, num(values.clients, 8));
   await sleep(num(values.warmup, 10) * 1000);
   const b0 = performance.now();
   await sleep(num(values.seconds, 30) * 1000);
   const rev = (await headRevision(raw)) - num(values.keep, 100_000);
+  await atStart?.(rev);
   const t0 = performance.now();
   await raw.call('KV', 'Compact', { revision: rev, physical: true });
   const t1 = performance.now();
@@ -244,12 +245,20 @@ async function compaction(): Promise<void> {
   const runs: CompactionRun[] = [];
   if (which !== 'etcd') {
     runs.push(await withPgetcd(async (raw, sql) => {
-      const count = async (): Promise<number> => ((await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>)[0]!.n;
-      const before = await count();
-      const wal = await walLsn(sql);
+      // Rows at or below the compact revision only ever go away: their count before and after is what compaction removed.
+      let rev = 0;
+      const count = async (): Promise<number> => ((await sql`SELECT count(*)::int8 AS n FROM kv_log WHERE mod_revision <= ${rev}`) as unknown as Array<{ n: number }>)[0]!.n;
+      const [all] = (await sql`SELECT count(*)::int8 AS n FROM kv_log`) as unknown as Array<{ n: number }>;
+      const before = all!.n;
+      let wal = '';
+      let below = 0;
+      let walBase = 0;
       let removed = -1;
-      const r = await compactUnderLoad(raw, 'pgetcd', async () => { if (removed < 0) removed = before - (await count()); return removed; });
-      r.removed += `, WAL ${(await walBytes(sql, wal)) >> 20} MiB (puts included); kv_log had ${before} rows`;
+      const r = await compactUnderLoad(raw, 'pgetcd', async () => {
+        if (removed < 0) { walBase = await walBytes(sql, wal); removed = below - (await count()); }
+        return removed;
+      }, async (at) => { rev = at; below = await count(); wal = await walLsn(sql); });
+      r.removed += `, WAL ${walBase >> 20} MiB from Compact to its answer (the puts meanwhile included); kv_log had ${before} rows`;
       return r;
     }));
   }

@@ -158,8 +158,8 @@ describe('partitions', () => {
       assert.equal(parts[parts.length - 1]!.table, 'kv_log_default');
       assert.ok(parts.some((p) => p.kind === 'pods'));
       const human = await runPgetcd(['partitions', 'list', '--endpoint', s.databaseUrl]);
-      assert.match(human.stdout, /^TABLE +KIND +LIVE_KEYS/);
-      assert.match(human.stdout, /\nkv_log_crontabs +crontabs +9 +31 +1 /);
+      assert.match(human.stdout, /^TABLE +KIND +PREFIX +LIVE_KEYS/);
+      assert.match(human.stdout, /\nkv_log_crontabs +crontabs +\/registry\/crontabs\/ +9 +31 +1 /);
       const rm = await runPgetcd(['partitions', 'remove', 'crontabs', '--endpoint', s.databaseUrl]);
       assert.equal(rm.code, 0, rm.stderr);
       assert.match(rm.stdout, /^removed partition kv_log_crontabs for crontabs: 31 rows/);

@@ -47,10 +47,10 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
     if (action === 'list') {
       const parts = await listPartitions(db.sql);
       print(p.db.format, parts, () => table(parts.map((x) => ({
-        table: x.table, kind: x.kind ?? '(default)', live_keys: x.liveKeys, history: x.historyRows, tombstones: x.tombstones,
+        table: x.table, kind: x.kind ?? '(default)', prefix: x.prefix ?? '-', live_keys: x.liveKeys, history: x.historyRows, tombstones: x.tombstones,
         table_size: bytes(x.tableBytes), index_size: bytes(x.indexBytes), last_vacuum: x.lastVacuum?.slice(0, 19) ?? '-',
         last_analyze: x.lastAnalyze?.slice(0, 19) ?? '-', settings: x.settings.join(','),
-      })), ['table', 'kind', 'live_keys', 'history', 'tombstones', 'table_size', 'index_size', 'last_vacuum', 'last_analyze', 'settings']));
+      })), ['table', 'kind', 'prefix', 'live_keys', 'history', 'tombstones', 'table_size', 'index_size', 'last_vacuum', 'last_analyze', 'settings']));
       return 0;
     }
     if (action === 'set') {

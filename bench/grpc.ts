@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { loadEtcdProto, type ServiceName } from '../src/server/proto.ts';
@@ -122,12 +123,17 @@ class H2Conn implements Conn {
   /** Set: every request's `:authority` is `http://host:port` instead of node's `host:port`. */
   private readonly urlAuthority: string | undefined;
 
+  /** `endpoint`: host:port, or https://host:port for TLS (the server's CA in PGETCD_BENCH_CA_FILE). */
   constructor(endpoint: string, private readonly timeoutMs: number, urlAuthority = false) {
+    const secure = endpoint.startsWith('https://');
+    endpoint = endpoint.replace(/^https?:\/\//, '');
     this.authority = endpoint;
-    this.urlAuthority = urlAuthority ? `http://${endpoint}` : undefined;
-    this.session = http2.connect(`http://${endpoint}`, {
+    this.urlAuthority = urlAuthority ? `${secure ? 'https' : 'http'}://${endpoint}` : undefined;
+    const ca = process.env.PGETCD_BENCH_CA_FILE;
+    this.session = http2.connect(`${secure ? 'https' : 'http'}://${endpoint}`, {
       settings: { initialWindowSize: H2_WINDOW, enablePush: false },
       maxSessionMemory: 512,
+      ...(secure && ca ? { ca: fs.readFileSync(ca) } : {}),
     });
     this.connected = new Promise((resolve, reject) => {
       this.session.once('connect', () => {

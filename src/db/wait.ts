@@ -55,12 +55,16 @@ export async function waitForDatabase(target: PgTarget, timeoutMs: number, log: 
     } catch (err) {
       const code = errCode(err);
       const message = errMessage(err);
+      // The server's own words for a configuration mistake (connectPrimary wraps them in
+      // "no writable PostgreSQL at <target>: ...", and the target is named here already).
+      const cause = (err as { cause?: unknown }).cause;
+      const detail = cause === undefined ? message : errMessage(cause);
       if (code && TLS_CODES.has(code)) {
-        throw new ConfigError(`--endpoint: TLS to PostgreSQL at ${describeTarget(target)} failed: ${message} (${code}; check sslrootcert/--datastore-cafile and the host name)`);
+        throw new ConfigError(`--endpoint: TLS to PostgreSQL at ${describeTarget(target)} failed: ${detail} (${code}; check sslrootcert/--datastore-cafile and the host name)`);
       }
       if (/does not support SSL/i.test(message)) throw new ConfigError(`--endpoint: PostgreSQL at ${describeTarget(target)} does not support TLS, but sslmode asks for it`);
-      if (code === '28P01' || code === '28000') throw new ConfigError(`--endpoint: PostgreSQL at ${describeTarget(target)} refused the login: ${message}`);
-      if (code === '3D000') throw new ConfigError(`--endpoint: ${message}`);
+      if (code === '28P01' || code === '28000') throw new ConfigError(`--endpoint: PostgreSQL at ${describeTarget(target)} refused the login: ${detail}`);
+      if (code === '3D000') throw new ConfigError(`--endpoint: ${detail}`);
       const transient = (code !== undefined && TRANSIENT_CODES.has(code)) || /timeout|terminated/i.test(message);
       const left = deadline - Date.now();
       if (!transient || left <= 0) {

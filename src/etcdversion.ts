@@ -37,6 +37,11 @@ export interface EtcdBehaviour {
    * stream's watchers are synced.
    */
   readonly dropProgressWhenUnsynced: boolean;
+  /**
+   * Alarm responses carry a header (3.5.0). etcd 3.4 returns the applier's response as is, with
+   * no header: `etcdctl alarm list -w json` prints `{}`.
+   */
+  readonly alarmHeader: boolean;
 }
 
 /** Newest release line whose behaviour pgetcd implements (3.7 adds KV.RangeStream, which it lacks). */
@@ -74,5 +79,6 @@ export function etcdBehaviour(version: string): EtcdBehaviour {
     noProgressBeforeStart: since(v, { 4: 38, 5: 22, 6: 2 }),
     rejectNegativeWatchStart: since(v, { 4: 38, 5: 24, 6: 6 }),
     dropProgressWhenUnsynced: since(v, { 4: 25, 5: 8 }),
+    alarmHeader: v.minor >= 5,
   };
 }

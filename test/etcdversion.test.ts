@@ -28,6 +28,8 @@ describe('etcdBehaviour', () => {
     assert.equal(b('3.6.0').dropProgressWhenUnsynced, true);
     assert.equal(b('3.5.17').v36Fields, false);
     assert.equal(b('3.6.0').rejectUnknownSortOrder, true);
+    assert.equal(b('3.4.23').alarmHeader, false);
+    assert.equal(b('3.5.0').alarmHeader, true);
     assert.throws(() => b('3.7.0'), /up to 3\.6/);
     assert.throws(() => b('2.3.8'), /3\.4, 3\.5 or 3\.6/);
   });

@@ -42,7 +42,8 @@ export function createMaintenanceComponent(ctx: ServerContext): Component {
 function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementation {
   const log = ctx.log.child({ mod: 'maintenance' });
   const current = async (): Promise<number> => (await ctx.store.currentRevision()).revision;
-  const v36 = etcdBehaviour(ctx.cfg.etcdVersion).v36Fields;
+  const behaviour = etcdBehaviour(ctx.cfg.etcdVersion);
+  const v36 = behaviour.v36Fields;
   return {
     Status: unary(ctx, async () => {
       const [revision, size] = await Promise.all([current(), dbSize(ctx.sql)]);
@@ -71,7 +72,8 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
       if (req.action === ALARM_ACTIVATE && req.alarm !== ALARM_NONE) {
         throw unimplemented('pgetcd: alarms cannot be activated: PostgreSQL manages disk space and data integrity');
       }
-      return { header: ctx.header(await current()), alarms: [] };
+      // etcd 3.4 sends no header here (3.5 added it).
+      return behaviour.alarmHeader ? { header: ctx.header(await current()), alarms: [] } : { alarms: [] };
     }),
 
     Defragment: unary(ctx, async () => {

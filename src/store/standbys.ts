@@ -48,8 +48,8 @@ interface Standby extends StandbyTarget {
   failed: number;
 }
 
-/** A poll slower than this counts as a standby that is not answering. */
-const POLL_TIMEOUT_MS = 2000;
+/** A poll slower than this counts as a standby that is not answering (generous: a loaded standby is still a standby). */
+const POLL_TIMEOUT_MS = 5000;
 
 /**
  * Read routing to hot standbys. A standby serves a read only when it is up (answers, is in

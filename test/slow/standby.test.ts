@@ -166,6 +166,30 @@ describe('reads from a hot standby', { skip: why ?? false, timeout: 600_000 }, (
     assert.ok(after.served - before >= compared * 6, `the standby served the reads (${after.served - before})`);
   });
 
+  it('with the head cache on as well, answers still equal the primary\'s (the cache answers first, the standby what it cannot)', { timeout: 180_000 }, async () => {
+    const c = await startServer({ databaseUrl: cluster.primary.url('pgetcd'), readEndpoint: [cluster.standbys[0]!.url('pgetcd')], readMaxLag: MAX_LAG_MS, cacheMaxBytes: 64 * 1024 * 1024 });
+    const rawC = rawClients(c.endpoint);
+    try {
+      await until('the standby is up for the cached instance', () => stats(c).up);
+      await until('the head cache is loaded', () => (c.app.store.cacheStats()?.revision ?? -1) >= revisions.at(-1)!);
+      for (const rev of [revisions[0]!, revisions[Math.floor(revisions.length / 2)]!, revisions.at(-1)!]) {
+        for (const serializable of [false, true]) {
+          const a = await list(rawP, rev);
+          const b = await list(rawC, rev, { serializable });
+          assert.deepEqual(b.kvs, a.kvs, `list at ${rev}, serializable ${serializable}`);
+          assert.equal(b.first.count, a.first.count);
+        }
+      }
+      const x = await rawP.call<RangeResp>('KV', 'Range', { key: Buffer.from(PREFIX), range_end: Buffer.from(END) });
+      const y = await rawC.call<RangeResp>('KV', 'Range', { key: Buffer.from(PREFIX), range_end: Buffer.from(END), serializable: true });
+      assert.deepEqual({ kvs: y.kvs, count: y.count }, { kvs: x.kvs, count: x.count });
+      assert.ok(c.app.store.cacheStats()!.hits > 0, 'the head cache answered some of them');
+    } finally {
+      rawC.close();
+      await c.stop();
+    }
+  });
+
   it('a standby whose replay is paused falls behind --read-max-lag and the primary answers; it takes reads again once resumed', { timeout: 180_000 }, async (t) => {
     const standby = cluster.standbys[0]!.sql('pgetcd');
     try {

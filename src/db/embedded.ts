@@ -53,6 +53,7 @@ export class EmbeddedPostgres {
     const log = this.opts.log;
     this.bins = await locateBinaries();
     await hydrateSymlinks(this.bins.root);
+    await checkWritable(this.opts.dataDir, !existsSync(path.join(this.pgData, 'PG_VERSION')));
     this.runAs = await ensureRunUser(this.pgData);
     if (this.runAs) await checkReachable(this.socketDir, this.runAs);
     await fs.mkdir(this.socketDir, { recursive: true, mode: 0o700 });
@@ -202,6 +203,43 @@ async function ensureRunUser(pgData: string): Promise<RunAs | undefined> {
   const ids = await lookupUser('pgetcd');
   if (!ids) throw new Error('could not create the system user pgetcd to run PostgreSQL as');
   return ids;
+}
+
+/** What a new cluster needs at least: initdb's files plus a few 16 MB WAL segments. */
+const MIN_FREE_BYTES = 64 * 1024 * 1024;
+
+function why(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EROFS') return 'read-only filesystem';
+  if (code === 'ENOSPC') return 'no space left on the device';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return (err as Error).message;
+}
+
+/**
+ * The data dir must take writes: a read-only or full filesystem is said up front in one line
+ * instead of failing inside initdb or at PostgreSQL's first checkpoint.
+ */
+async function checkWritable(dir: string, fresh: boolean): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`--data-dir: cannot create ${dir}: ${why(err)}; use a folder on a writable filesystem`);
+  }
+  const probe = path.join(dir, `.pgetcd-write-probe-${process.pid}`);
+  try {
+    await fs.writeFile(probe, 'x');
+    await fs.rm(probe, { force: true });
+  } catch (err) {
+    await fs.rm(probe, { force: true }).catch(() => {});
+    throw new ConfigError(`--data-dir: cannot write in ${dir}: ${why(err)}; use a folder on a writable filesystem`);
+  }
+  if (!fresh) return;
+  const st = await fs.statfs(dir);
+  const free = st.bavail * st.bsize;
+  if (free < MIN_FREE_BYTES) {
+    throw new ConfigError(`--data-dir: ${dir} has ${(free / 1048576).toFixed(1)} MB free; a new PostgreSQL cluster needs at least ${MIN_FREE_BYTES / 1048576} MB`);
+  }
 }
 
 /**

@@ -48,6 +48,8 @@ export class MemberRegistry {
   private loop: Promise<void> | undefined;
   private lost: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Ends the pause between registration attempts early (on stop). */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -64,7 +66,10 @@ export class MemberRegistry {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // A cleared timer never resolves its pause: wake the loop too, or stop() waits forever for a
+    // loop that was between attempts (a stop within retryMs of losing the database session).
     clearTimeout(this.timer);
+    this.wake?.();
     this.lost?.();
     const c = this.client;
     if (c) {
@@ -90,7 +95,8 @@ export class MemberRegistry {
         this.lost = undefined;
         if (this.stopped) return;
       }
-      await new Promise<void>((resolve) => { this.timer = setTimeout(resolve, this.opts.retryMs); });
+      await new Promise<void>((resolve) => { this.wake = resolve; this.timer = setTimeout(resolve, this.opts.retryMs); });
+      this.wake = undefined;
       if (this.stopped) return;
       try {
         await this.register();

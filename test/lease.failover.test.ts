@@ -35,9 +35,18 @@ describe('lease expiry role', () => {
     try {
       await waitFor('A to take the expiry role', async () => ((await expiryRole(sql)).holder === `pgetcd lease expiry (p${portA})` ? true : undefined));
       b = await startServer({ databaseUrl, name: 'b' });
-      // B waits for the role on its own session; A keeps it.
-      await waitFor('B to wait for the role', async () => ((await expiryRole(sql)).waiting === 1 ? true : undefined));
+      // B stands by on its own session, trying for the role; A keeps it. Standing by holds no
+      // snapshot (a blocking lock wait would, and hold back VACUUM in the whole database).
+      await waitFor('B to stand by for the role', async () => {
+        const [r] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pgetcd lease expiry (b)'`;
+        return r!.n === 1 ? true : undefined;
+      });
+      await new Promise((res) => setTimeout(res, 600));
       assert.equal((await expiryRole(sql)).holder, `pgetcd lease expiry (p${portA})`);
+      assert.equal((await expiryRole(sql)).waiting, 0, 'nobody waits in a blocking pg_advisory_lock');
+      const [xmin] = await sql`SELECT backend_xmin IS NOT NULL AND now() - query_start > interval '200 milliseconds' AS holding
+        FROM pg_stat_activity WHERE application_name = 'pgetcd lease expiry (b)'`;
+      assert.equal(xmin!.holding, false, 'the standby session holds no snapshot between its tries');
 
       raw = rawClients(b.endpoint);
       const r = raw;
@@ -53,7 +62,7 @@ describe('lease expiry role', () => {
       await new Promise((res) => setTimeout(res, 500));
       const killedAt = Date.now();
       await a.kill();
-      // PostgreSQL ends a killed process's session at once, and B waits in a blocking lock: the
+      // PostgreSQL ends a killed process's session at once, and B tries every 250 ms: the
       // bound here is waitFor's, not a speed promise.
       await waitFor('B to take the role', async () => ((await expiryRole(sql)).holder === 'pgetcd lease expiry (b)' ? true : undefined));
       const tookOverAt = Date.now();

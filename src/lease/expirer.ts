@@ -20,6 +20,8 @@ export interface ExpirerOptions {
   maxSleepMs: number;
   /** Pause before reconnecting after an error. */
   retryMs: number;
+  /** How often a standby tries to take the role (ms): the longest the role stays vacant. */
+  electionPollMs: number;
   /** Added to every lease's TTL when the role is taken (etcd's Promote extension). */
   extendMs: number;
   /** Most leases claimed per round. */
@@ -50,8 +52,9 @@ const PROMOTE_SQL = `UPDATE leases SET expires_at = now() + ttl * interval '1 se
  * Lease expiry by exactly one pgetcd instance among all those sharing the database.
  *
  * Election: each instance keeps one dedicated session (node-postgres client) and takes the
- * ELECTION advisory lock on it; standbys wait in a blocking pg_advisory_lock, so the role moves
- * the moment the holder's session ends. On taking the role the holder does what etcd's lessor
+ * ELECTION advisory lock on it; standbys try it again every electionPollMs, so the role moves
+ * within that time of the holder's session ending (a blocking wait would hold a snapshot, and
+ * with it VACUUM's horizon, for as long as the holder lives). On taking the role the holder does what etcd's lessor
  * does after a leader change (Promote): every lease's expiry becomes now + TTL + extendMs, so no
  * lease expires because pgetcd or the database was down; then it takes PROMOTED (see locks.ts).
  *
@@ -111,10 +114,14 @@ export class LeaseExpirer {
       try {
         const c = this.client ?? (await this.connect());
         if (!this.primary) {
-          // Standby: blocks until the holder's session ends.
-          await this.query(c, 'SELECT pg_advisory_lock($1)', [ELECTION_LOCK.key], 0);
+          // Standby: tries again every electionPollMs. Not a blocking pg_advisory_lock: a
+          // statement waiting on a lock holds its snapshot, and that xmin keeps VACUUM from
+          // removing any row deleted since, in every table of the database, for as long as the
+          // holder lives.
+          const r = await this.query<{ got: boolean }>(c, 'SELECT pg_try_advisory_lock($1) AS got', [ELECTION_LOCK.key]);
           if (this.stopped) break;
-          await this.promote(c);
+          if (r.rows[0]?.got) await this.promote(c);
+          else await this.sleep(this.opts.electionPollMs);
           continue;
         }
         await this.round(c);

@@ -29,6 +29,7 @@ export function createLeaseComponent(ctx: ServerContext): Component {
     },
     maxSleepMs: EXPIRY_MAX_SLEEP_MS,
     retryMs: 1000,
+    electionPollMs: 250,
     extendMs: PROMOTE_EXTENSION_MS,
     batch: 1000,
     queryTimeoutMs: 30_000,

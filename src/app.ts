@@ -29,6 +29,11 @@ import { healthService } from './server/health.ts';
 import { ping } from './db/ping.ts';
 import { StoreError } from './store/errors.ts';
 import { etcdBehaviour } from './etcdversion.ts';
+import { AlarmStore } from './maintenance/alarms.ts';
+import { BackendQuota } from './maintenance/quota.ts';
+
+/** How often the database's in-use size is measured against --quota-backend-bytes. */
+const QUOTA_SAMPLE_MS = 1000;
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -116,8 +121,12 @@ export class App {
         connect: (onclose) => createSql(target, { max: 1, onclose, maxLifetime: 0 }),
         ...(standbys ? { standbys } : {}),
       });
+      const alarms = new AlarmStore(sql, log.child({ mod: 'alarms' }));
+      const quota = new BackendQuota({
+        sql, alarms, log: log.child({ mod: 'quota' }), memberId, quotaBackendBytes: cfg.quotaBackendBytes, sampleMs: QUOTA_SAMPLE_MS,
+      });
       const ctx: ServerContext = {
-        cfg, sql, target, store, log, clusterId, memberId, metrics: obs.metrics,
+        cfg, sql, target, store, log, clusterId, memberId, metrics: obs.metrics, alarms, quota,
         maxRequestBytes: cfg.maxRequestBytes, header: makeHeaderFn(clusterId, memberId),
         health: new DbHealth({
           target, log: log.child({ mod: 'health' }), probeMs: 250, probeTimeoutMs: 2000,
@@ -154,6 +163,8 @@ export class App {
       }
       const app = new App(obs, cfg, log, target, sql, server, embedded, ctx, components);
       try {
+        await alarms.start();
+        await quota.start();
         for (const c of components) {
           await c.start();
           app.started.push(c);
@@ -162,6 +173,7 @@ export class App {
           sql,
           listenerDownForMs: () => watch.listenerDownForMs(),
           indexReady: () => !cfg.keyIndex || store.indexStats().revision >= 0,
+          alarms: () => alarms.list(),
           sources: {
             revision: () => watch.stats().revision,
             compactRevision: () => watch.stats().compactRevision,
@@ -216,6 +228,8 @@ export class App {
     await closed;
     this.certWatcher?.close();
     this.ctx.health?.stop();
+    await this.ctx.quota.stop();
+    await this.ctx.alarms.stop();
     await this.store.close();
     await this.store.standbys?.close();
     await this.sql.end({ timeout: 5 });

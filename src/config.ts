@@ -17,7 +17,7 @@
  * config-file key `my-thing` come for free; `yaml: [...]` nests the key, `aliases` adds other
  * flag names, `secret: true` keeps the value out of errors and --help.
  */
-import { bool, choice, count, duration, file, int, list, optStr, pgUrls, str, urls } from './config/kinds.ts';
+import { bool, choice, count, duration, file, int, list, optStr, pgUrls, signedInt, str, urls } from './config/kinds.ts';
 import { readSecureContext, type TlsSettings } from './net/tls.ts';
 import { ConfigError, load, setting, type ValuesOf } from './config/load.ts';
 import { usage } from './config/docs.ts';
@@ -149,8 +149,8 @@ export const SETTINGS = {
     help: 'how often database sizes and kv_log partitions are measured for /metrics (in the background, never in a scrape)',
   }),
   quotaBackendBytes: setting({
-    flag: 'quota-backend-bytes', kind: count, default: 0, etcd: true, defaultText: '0 (2 GiB, as etcd)',
-    help: 'database size alerts compare against (etcd_server_quota_backend_bytes); pgetcd does not refuse writes at it',
+    flag: 'quota-backend-bytes', kind: signedInt, default: 0, etcd: true, defaultText: '0 (2 GiB, as etcd)',
+    help: 'bytes of live data past which writes that add data are refused and alarm NOSPACE is raised (etcd_server_quota_backend_bytes); below 0: no quota',
   }),
   configFile: setting({
     flag: 'config-file', kind: file, default: undefined, etcd: true,

@@ -7,6 +7,7 @@ import { buildHttpApp, type HttpApp, type HttpHandler } from './http/app.ts';
 import { listenHttp, type HttpListener } from './http/listen.ts';
 import type { Logger } from './log.ts';
 import { sampleStore } from './maintenance/sample.ts';
+import { alarmName, type AlarmMember } from './maintenance/alarms.ts';
 import { Metrics, type MetricSources } from './metrics/index.ts';
 
 /** A database that does not answer a health ping within this long is unreachable. */
@@ -22,6 +23,8 @@ export interface ObservedParts {
   sources: MetricSources;
   listenerDownForMs?: () => number | undefined;
   indexReady: () => boolean;
+  /** The cluster's active alarms (/health fails on them, as etcd's does). */
+  alarms: () => AlarmMember[];
 }
 
 /**
@@ -48,7 +51,7 @@ export class Observability {
     const metrics = new Metrics({
       mode: cfg.metrics,
       etcdVersion: cfg.etcdVersion,
-      quotaBackendBytes: cfg.quotaBackendBytes || DEFAULT_QUOTA_BYTES,
+      quotaBackendBytes: cfg.quotaBackendBytes || DEFAULT_QUOTA_BYTES, // etcd: the configured value, its default for 0
     });
     const health = new HealthMonitor({
       log: log.child({ mod: 'health' }), observer: metrics,
@@ -81,10 +84,11 @@ export class Observability {
     this.health.attach({
       ping: () => ping(parts.sql, PING_TIMEOUT_MS),
       indexReady: parts.indexReady,
+      alarms: () => parts.alarms().map((a) => alarmName(a.alarm)),
       ...(parts.listenerDownForMs ? { listenerDownForMs: parts.listenerDownForMs } : {}),
     });
     this.health.start();
-    this.metrics.setSources(parts.sources);
+    this.metrics.setSources({ ...parts.sources, alarms: parts.alarms });
     if (!this.metrics.enabled) return;
     const tick = (): void => {
       this.sampling = sampleStore(parts.sql).then(

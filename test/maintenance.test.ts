@@ -66,16 +66,26 @@ describe('Maintenance and Cluster services', () => {
   });
 
   describe('Alarm', () => {
-    it('lists no alarms, disarms nothing, and refuses to raise one', async () => {
+    it('lists, raises and clears alarms as etcd does; NOSPACE refuses puts until disarmed', async () => {
       const get = await raw.call('Maintenance', 'Alarm', { action: 0, memberID: '0', alarm: 0 });
       assert.deepEqual(get.alarms, []);
       assert.ok(Number(get.header.revision) > 0);
       const off = await raw.call('Maintenance', 'Alarm', { action: 2, memberID: '0', alarm: 1 });
-      assert.deepEqual(off.alarms, []);
+      assert.deepEqual(off.alarms, [], 'clearing an alarm that is not active answers nothing');
       const none = await raw.call('Maintenance', 'Alarm', { action: 1, alarm: 0 });
-      assert.deepEqual(none.alarms, []);
-      await expectGrpcError(raw.call('Maintenance', 'Alarm', { action: 1, alarm: 1 }), grpc.status.UNIMPLEMENTED,
-        'pgetcd: alarms cannot be activated: PostgreSQL manages disk space and data integrity');
+      assert.deepEqual(none.alarms, [], 'raising NONE does nothing');
+      const member = '18446744073709551615'; // any member ID, all 64 bits
+      const on = await raw.call('Maintenance', 'Alarm', { action: 1, memberID: member, alarm: 1 });
+      assert.deepEqual(on.alarms, [{ memberID: member, alarm: 1 }]);
+      assert.deepEqual((await raw.call('Maintenance', 'Alarm', { action: 0, alarm: 0 })).alarms, [{ memberID: member, alarm: 1 }]);
+      assert.deepEqual((await raw.call('Maintenance', 'Alarm', { action: 0, alarm: 2 })).alarms, [], 'GET of one type lists that type');
+      assert.deepEqual((await raw.call('Maintenance', 'Status', {})).errors, [`memberID:${member} alarm:NOSPACE `]);
+      await expectGrpcError(put('/alarm/a'), grpc.status.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded');
+      assert.ok((await raw.call('KV', 'Range', { key: Buffer.from('/alarm/a') })).header, 'reads still work');
+      const cleared = await raw.call('Maintenance', 'Alarm', { action: 2, memberID: member, alarm: 1 });
+      assert.deepEqual(cleared.alarms, [{ memberID: member, alarm: 1 }]);
+      await put('/alarm/a');
+      assert.deepEqual((await raw.call('Maintenance', 'Status', {})).errors, []);
     });
   });
 

@@ -41,7 +41,7 @@ function integer(min: number): Kind<number> {
     parse: (t) => {
       const n = Number(t.trim());
       if (t.trim() === '' || !Number.isInteger(n) || n < min) {
-        throw new Error(`"${t}" is not ${min > 0 ? 'a positive' : 'a non-negative'} integer`);
+        throw new Error(`"${t}" is not ${min > 0 ? 'a positive' : min === 0 ? 'a non-negative' : 'an'} integer`);
       }
       return n;
     },
@@ -53,6 +53,8 @@ function integer(min: number): Kind<number> {
 export const int = integer(1);
 /** An integer >= 0 (0 usually means "off"). */
 export const count = integer(0);
+/** Any integer (etcd's --quota-backend-bytes: 0 is the default, below 0 is off). */
+export const signedInt = integer(Number.NEGATIVE_INFINITY);
 
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 

@@ -114,7 +114,7 @@ function readEnv(table: SettingTable, env: NodeJS.ProcessEnv): Map<string, Raw> 
  * an etcd config file loads, and reported back so the caller can log them.
  */
 const ETCD_KEYS_WITHOUT_MEANING = new Set([
-  'wal-dir', 'snapshot-count', 'heartbeat-interval', 'election-timeout', 'quota-backend-bytes',
+  'wal-dir', 'snapshot-count', 'heartbeat-interval', 'election-timeout',
   'listen-peer-urls', 'max-snapshots', 'max-wals', 'cors', 'initial-advertise-peer-urls',
   'discovery', 'discovery-fallback', 'discovery-proxy', 'discovery-srv', 'initial-cluster',
   'initial-cluster-token', 'initial-cluster-state', 'strict-reconfig-check', 'enable-v2',

@@ -22,6 +22,8 @@ export interface HealthParts {
 export interface HealthObserver {
   databaseReachable(ok: boolean): void;
   listenerConnected(ok: boolean): void;
+  /** One /health answer (etcd_server_health_success / _failures). */
+  healthChecked?(ok: boolean): void;
 }
 
 export interface HealthMonitorOptions {
@@ -77,6 +79,12 @@ export class HealthMonitor implements HealthSource {
   }
 
   async health(excludeAlarms?: ReadonlySet<string>): Promise<HealthReport> {
+    const report = await this.check(excludeAlarms);
+    this.opts.observer?.healthChecked?.(report.ok);
+    return report;
+  }
+
+  private async check(excludeAlarms?: ReadonlySet<string>): Promise<HealthReport> {
     const alarm = (this.parts.alarms?.() ?? []).find((a) => !excludeAlarms?.has(a));
     if (alarm !== undefined) return { ok: false, reason: alarmReason(alarm) };
     if (!this.parts.ping) return { ok: false, reason: 'STARTING' };

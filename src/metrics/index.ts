@@ -11,6 +11,9 @@ export type { DatabaseSample, MetricSources, WatchNumbers } from './sources.ts';
  * etcd's --metrics: "basic" leaves out the gRPC handling-time histogram, "extensive" (pgetcd's
  * default, which etcd's dashboards and alerts need) includes it, "off" records nothing.
  */
+/** etcdserverpb.AlarmType names. */
+const ALARM_TYPES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
+
 export type MetricsMode = 'off' | 'basic' | 'extensive';
 
 export interface MetricsOptions {
@@ -57,6 +60,8 @@ export class Metrics {
   private readonly expiryLag: Histogram;
   private readonly compactionRows: Counter;
   private readonly compactionSeconds: Histogram;
+  private readonly healthSuccess: Counter;
+  private readonly healthFailures: Counter;
 
   constructor(opts: MetricsOptions) {
     this.enabled = opts.mode !== 'off';
@@ -88,6 +93,21 @@ export class Metrics {
       labelNames: ['server_version'], registers,
     }).set({ server_version: opts.etcdVersion }, 1);
     this.leasesExpired = counter('etcd_debugging_server_lease_expired_total', 'The total number of expired leases.');
+    // etcdhttp/health.go: every /health answer.
+    this.healthSuccess = counter('etcd_server_health_success', 'The total number of successful health checks');
+    this.healthFailures = counter('etcd_server_health_failures', 'The total number of failed health checks');
+    // apply/metrics.go: 1 per active alarm, by the raising member's ID (hex, as etcd prints IDs).
+    new Gauge({
+      name: 'etcd_debugging_server_alarms',
+      help: "Alarms for every member in cluster. 1 for 'server_id' label with current ID. 2 for 'alarm_type' label with type of this alarm",
+      labelNames: ['server_id', 'alarm_type'], registers,
+      collect() {
+        this.reset();
+        for (const a of self.sources.alarms?.() ?? []) {
+          this.set({ server_id: BigInt(a.memberId).toString(16), alarm_type: ALARM_TYPES[a.alarm] ?? String(a.alarm) }, 1);
+        }
+      },
+    });
     // server/storage/metrics.go
     gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => opts.quotaBackendBytes);
 
@@ -211,6 +231,12 @@ export class Metrics {
 
   listenerConnected(ok: boolean): void {
     this.listenerUp = ok;
+  }
+
+  /** /health answered healthy (true) or not. */
+  healthChecked(ok: boolean): void {
+    if (!this.enabled) return;
+    (ok ? this.healthSuccess : this.healthFailures).inc();
   }
 
   /** One KV request executed: its range, put and delete operations (a txn: those of the branch taken). */

@@ -14,6 +14,8 @@ export interface MetricSources {
   watch?: () => WatchNumbers;
   /** The --read-endpoint standbys, when there are any. */
   standbys?: () => StandbyNumbers[];
+  /** The cluster's active alarms: member ID (uint64, decimal) and etcdserverpb.AlarmType. */
+  alarms?: () => Array<{ memberId: string; alarm: number }>;
 }
 
 export interface StandbyNumbers {

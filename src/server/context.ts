@@ -4,6 +4,8 @@ import type { DbHealth } from '../db/health.ts';
 import type { Sql } from '../db/sql.ts';
 import type { PgTarget } from '../db/target.ts';
 import type { Logger } from '../log.ts';
+import type { AlarmStore } from '../maintenance/alarms.ts';
+import type { BackendQuota } from '../maintenance/quota.ts';
 import type { Metrics } from '../metrics/index.ts';
 import type { Store } from '../store/store.ts';
 import { toGrpcError } from './errors.ts';
@@ -29,6 +31,10 @@ export interface ServerContext {
   header(revision: number): WireHeader;
   /** Whether the primary is reachable (requests fail fast with UNAVAILABLE while it is not). */
   health?: DbHealth;
+  /** The cluster's alarms (etcd's Alarm API). */
+  alarms: AlarmStore;
+  /** etcd's backend quota: refuses requests while NOSPACE or CORRUPT is active (server/quota.ts). */
+  quota: BackendQuota;
 }
 
 export const RAFT_TERM = 2;

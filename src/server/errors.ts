@@ -52,6 +52,12 @@ export function toGrpcError(err: unknown, log?: Logger): GrpcError {
   return { code: grpc.status.UNKNOWN, details: 'etcdserver: unknown error' };
 }
 
+/** etcd's errors of an active alarm (api/v3rpc/rpctypes: ErrGRPCNoSpace, ErrGRPCCorrupt). */
+export const ALARM_ERRORS = {
+  NoSpace: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'etcdserver: mvcc: database space exceeded' },
+  Corrupt: { code: grpc.status.DATA_LOSS, details: 'etcdserver: corrupt cluster' },
+} as const satisfies Record<string, GrpcError>;
+
 export function etcdError(code: StoreErrorCode): GrpcError {
   const [c, details] = TABLE[code];
   return { code: c, details };

@@ -5,6 +5,7 @@ import {
   deleteFromWire, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
 } from './convert.ts';
 import type { TxnResponse } from '../store/types.ts';
+import { admit, putCost, txnCost } from './quota.ts';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.ts';
 
 /** etcd counts the operations of the branch a txn took, nested txns' included (mvcc/metrics_txn.go). */
@@ -29,27 +30,38 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
   return {
     // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
     Range: unary(ctx, async (req: WireRangeRequest) => {
+      const refused = admit(ctx, 0);
+      if (refused) await refused;
       const r = await ctx.store.rangePacked(rangeFromWire(req));
       ctx.metrics.kvOps(1, 0, 0);
       return rangeEncoder.encodePacked(r);
     }),
     // The store checks each write, then its size as etcd counts it (the raft entry carrying it).
+    // First, as etcd's quota server does: nothing that adds data while NOSPACE is active.
     Put: unary(ctx, async (req: WirePutRequest, size) => {
+      const refused = admit(ctx, putCost(req));
+      if (refused) await refused;
       const r = await ctx.store.put(putFromWire(req), raftEntrySize(envelope, size));
       ctx.metrics.kvOps(0, 1, 0);
       return { header: ctx.header(r.header.revision), prev_kv: r.prev_kv };
     }),
     DeleteRange: unary(ctx, async (req: WireDeleteRangeRequest, size) => {
+      const refused = admit(ctx, 0);
+      if (refused) await refused;
       const r = await ctx.store.deleteRange(deleteFromWire(req), raftEntrySize(envelope, size));
       ctx.metrics.kvOps(0, 0, 1);
       return { header: ctx.header(r.header.revision), deleted: r.deleted, prev_kvs: r.prev_kvs };
     }),
     Txn: unary(ctx, async (req: WireTxnRequest, size) => {
+      const refused = admit(ctx, txnCost(req));
+      if (refused) await refused;
       const r = await ctx.store.txn(txnFromWire(req), raftEntrySize(envelope, size));
       if (ctx.metrics.enabled) countTxnOps(ctx, r);
       return { header: ctx.header(r.header.revision), ...txnToWire(r) };
     }),
     Compact: unary(ctx, async (req: WireCompactionRequest) => {
+      const refused = admit(ctx, 0);
+      if (refused) await refused;
       const r = await ctx.store.compact(Number(req.revision), req.physical);
       return { header: ctx.header(r.header.revision) };
     }),

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Lessor } from '../lease/lessor.ts';
 import { unary, type ServerContext } from './context.ts';
 import { etcdError, toGrpcError, type GrpcError } from './errors.ts';
+import { admit, LEASE_COST } from './quota.ts';
 import type { Int64 } from './wire.ts';
 
 interface WireLeaseGrantRequest { TTL: Int64; ID: Int64 }
@@ -20,11 +21,15 @@ export function leaseService(ctx: ServerContext, lessor: Lessor): LeaseService {
   const streams = new Set<KeepAliveStream>();
   const impl: grpc.UntypedServiceImplementation = {
     LeaseGrant: unary(ctx, async (req: WireLeaseGrantRequest) => {
+      const refused = admit(ctx, LEASE_COST);
+      if (refused) await refused;
       const r = await lessor.grant(req.ID, req.TTL);
       ctx.metrics.leaseGranted();
       return { header: ctx.header(r.revision), ID: r.id, TTL: String(r.ttl), error: '' };
     }),
     LeaseRevoke: unary(ctx, async (req: WireLeaseRevokeRequest) => {
+      const refused = admit(ctx, 0);
+      if (refused) await refused;
       const r = await lessor.revoke(req.ID);
       ctx.metrics.leaseRevoked();
       return { header: ctx.header(r.revision) };

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { dbSize } from '../maintenance/dbsize.ts';
+import { ALARM_NONE, alarmName, type AlarmMember } from '../maintenance/alarms.ts';
 import { hashAll, hashKV } from '../maintenance/hash.ts';
 import { etcdBehaviour } from '../etcdversion.ts';
 import { vacuum } from '../maintenance/vacuum.ts';
@@ -18,8 +19,9 @@ interface WireHashKVRequest { revision: Int64 }
 interface WireMoveLeaderRequest { targetID: Int64 }
 interface WireDowngradeRequest { action: number; version: string }
 
+const ALARM_GET = 0;
 const ALARM_ACTIVATE = 1;
-const ALARM_NONE = 0;
+const ALARM_DEACTIVATE = 2;
 const DOWNGRADE_CANCEL = 2;
 
 /** Maintenance (Status, Alarm, Hash...) and Cluster (MemberList...) for one pgetcd instance. */
@@ -44,6 +46,7 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
   const current = async (): Promise<number> => (await ctx.store.currentRevision()).revision;
   const behaviour = etcdBehaviour(ctx.cfg.etcdVersion);
   const v36 = behaviour.v36Fields;
+  const wireAlarm = (a: AlarmMember): { memberID: string; alarm: number } => ({ memberID: a.memberId, alarm: a.alarm });
   return {
     Status: unary(ctx, async () => {
       const [revision, size] = await Promise.all([current(), dbSize(ctx.sql)]);
@@ -58,29 +61,51 @@ function maintenanceService(ctx: ServerContext): grpc.UntypedServiceImplementati
         raftIndex: index,
         raftAppliedIndex: index,
         raftTerm: String(RAFT_TERM),
-        errors: [],
+        // One line per active alarm, as Go prints an AlarmMember (etcdctl endpoint status shows them).
+        errors: ctx.alarms.list().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
         isLearner: false,
-        // etcd 3.6's fields: the storage schema version, the backend quota (pgetcd has none: 0),
-        // no downgrade in progress.
-        ...(v36 ? { storageVersion: STORAGE_VERSION_36, dbSizeQuota: '0', downgradeInfo: { enabled: false, targetVersion: '' } } : {}),
+        // etcd 3.6's fields: the storage schema version, the backend quota (the configured value,
+        // etcd's default for 0), no downgrade in progress.
+        ...(v36 ? {
+          storageVersion: STORAGE_VERSION_36, dbSizeQuota: String(ctx.quota.quota ?? ctx.cfg.quotaBackendBytes),
+          downgradeInfo: { enabled: false, targetVersion: '' },
+        } : {}),
       };
     }),
 
-    // pgetcd raises no alarms (PostgreSQL manages its own space): GET and DEACTIVATE answer an
-    // empty list, as etcd does with none active; activating a real alarm cannot be honoured.
+    // etcd's alarms, kept in the database for every instance (maintenance/alarms.ts): GET lists
+    // them (all, or one type), ACTIVATE raises one for the member named, DEACTIVATE clears it
+    // (etcdctl alarm disarm sends one per listed alarm). Each answers the alarms it touched.
     Alarm: unary(ctx, async (req: WireAlarmRequest) => {
-      if (req.action === ALARM_ACTIVATE && req.alarm !== ALARM_NONE) {
-        throw unimplemented('pgetcd: alarms cannot be activated: PostgreSQL manages disk space and data integrity');
+      let alarms: AlarmMember[] = [];
+      if (req.action === ALARM_GET) {
+        await ctx.alarms.reload(); // another instance may have raised one a moment ago
+        alarms = ctx.alarms.list(req.alarm);
+      } else if (req.action === ALARM_ACTIVATE) {
+        if (req.alarm !== ALARM_NONE) alarms = [await ctx.alarms.activate(req.memberID, req.alarm)];
+      } else if (req.action === ALARM_DEACTIVATE) {
+        const cleared = await ctx.alarms.deactivate(req.memberID, req.alarm);
+        if (cleared) {
+          alarms = [cleared];
+          // The next write is judged on the size now, not on the sample that raised the alarm.
+          await ctx.quota.refresh().catch(() => undefined);
+        }
       }
+      const body = { alarms: alarms.map(wireAlarm) };
       // etcd 3.4 sends no header here (3.5 added it).
-      return behaviour.alarmHeader ? { header: ctx.header(await current()), alarms: [] } : { alarms: [] };
+      return behaviour.alarmHeader ? { header: ctx.header(await current()), ...body } : body;
     }),
 
+    // A plain VACUUM; past the quota (etcd's NOSPACE runbook: compact, defrag, disarm) the tables
+    // are rewritten so their size comes down, since PostgreSQL keeps freed space in the files.
     Defragment: unary(ctx, async () => {
       const t = Date.now();
-      log.info('defragment: vacuuming pgetcd tables');
-      await vacuum(ctx.sql);
-      log.info({ ms: Date.now() - t }, 'defragment finished');
+      await ctx.quota.refresh().catch(() => undefined);
+      const full = ctx.quota.exceeded;
+      log.info({ full }, full ? 'defragment: past the quota: rewriting pgetcd tables (VACUUM FULL)' : 'defragment: vacuuming pgetcd tables');
+      await vacuum(ctx.sql, { full });
+      const size = await ctx.quota.refresh().catch(() => undefined);
+      log.info({ ms: Date.now() - t, dbSizeBytes: size }, 'defragment finished');
       return {}; // etcd's DefragmentResponse carries no header
     }),
 

@@ -48,7 +48,7 @@ async function main(): Promise<number> {
     env.PGETCD_TEST_PGDATA_DIR = path.join(tmp, 'db');
   }
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${slow ? 1_800_000 : 300_000}`, ...files], { stdio: 'inherit', env });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-concurrency=2', `--test-timeout=${slow ? 1_800_000 : 300_000}`, ...files], { stdio: 'inherit', env });
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
     // Interrupted: stop the tests, then fall through to stopping PostgreSQL.
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => child.kill(sig));

@@ -102,6 +102,9 @@ export class LeaseExpirer {
     this.wake();
     this.dropClient();
     await this.loop;
+    // A connection the loop opened while stopping (its connect was in flight) ends too: an open
+    // socket would keep the process alive.
+    this.dropClient();
   }
 
   /** A lease was granted here that expires in ttlMs: wake up if that is before the planned wake-up. */

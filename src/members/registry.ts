@@ -71,12 +71,14 @@ export class MemberRegistry {
     clearTimeout(this.timer);
     this.wake?.();
     this.lost?.();
+    await this.loop;
+    // The session is ended after the loop: one it opened while stopping (a registration in
+    // flight) would otherwise stay open and keep the process alive.
     const c = this.client;
     if (c) {
       await c.query('DELETE FROM members WHERE id = $1', [this.opts.self.id]).catch(() => undefined);
       this.drop();
     }
-    await this.loop;
   }
 
   /** The running instances, this one first (also while its own session is re-registering). */

@@ -69,6 +69,12 @@ export class Listener {
       await c.end().catch(() => undefined);
       throw err;
     }
+    if (this.stopped) {
+      // stop() ran while LISTEN was in flight and found no client to end: end this one, or its
+      // socket keeps the process alive.
+      await c.end().catch(() => undefined);
+      return;
+    }
     this.client = c;
     clearInterval(this.liveness);
     this.liveness = setInterval(() => {

@@ -32,7 +32,8 @@ export interface QuotaOptions {
  * etcd's backend quota and its alarms, for the request handlers: a request that would add data
  * (a put, a txn with a put in either branch, a lease grant) is refused with "database space
  * exceeded" while a NOSPACE alarm is active, and raises NOSPACE itself when the database's size
- * plus the request's cost reaches the quota. Every request is refused while CORRUPT is active.
+ * plus the request's cost reaches the quota. Every write (deletes, compaction and lease revokes
+ * too) is refused while CORRUPT is active; reads are not, as in etcd.
  *
  * The size is etcd's: the bytes on disk of pgetcd's tables (Status's dbSize,
  * etcd_mvcc_db_total_size_in_bytes), free space inside them included, as etcd counts its file.
@@ -84,9 +85,10 @@ export class BackendQuota {
   }
 
   /**
-   * Undefined when a request costing `cost` bytes (0: adds nothing, e.g. a range or a delete)
-   * may run; else a promise of why it is refused (NOSPACE raised first when this request is the
-   * one that finds the database full). Synchronous on the common path: no promise, no query.
+   * Undefined when a write costing `cost` bytes (0: adds nothing, e.g. a delete) may run; else a
+   * promise of why it is refused (NOSPACE raised first when this request is the one that finds
+   * the database full). Synchronous on the common path: no promise, no query. Reads never come
+   * here: etcd serves ranges and read-only txns outside its applier, CORRUPT included.
    */
   admit(cost: number): Promise<QuotaRefusal | undefined> | undefined {
     const alarms = this.opts.alarms;

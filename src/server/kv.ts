@@ -5,7 +5,7 @@ import {
   deleteFromWire, putFromWire, raftEntrySize, raftEnvelopeBytes, rangeFromWire, txnFromWire, txnToWire,
 } from './convert.ts';
 import type { TxnResponse } from '../store/types.ts';
-import { admit, putCost, txnCost } from './quota.ts';
+import { admit, putCost, txnCost, txnReadOnly } from './quota.ts';
 import type { WireCompactionRequest, WireDeleteRangeRequest, WirePutRequest, WireRangeRequest, WireTxnRequest } from './wire.ts';
 
 /** etcd counts the operations of the branch a txn took, nested txns' included (mvcc/metrics_txn.go). */
@@ -30,8 +30,6 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
   return {
     // Encoded by hand (rangecodec.ts): a Buffer response passes the KV definition's serializer as is.
     Range: unary(ctx, async (req: WireRangeRequest) => {
-      const refused = admit(ctx, 0);
-      if (refused) await refused;
       const r = await ctx.store.rangePacked(rangeFromWire(req));
       ctx.metrics.kvOps(1, 0, 0);
       return rangeEncoder.encodePacked(r);
@@ -53,7 +51,8 @@ export function kvService(ctx: ServerContext): grpc.UntypedServiceImplementation
       return { header: ctx.header(r.header.revision), deleted: r.deleted, prev_kvs: r.prev_kvs };
     }),
     Txn: unary(ctx, async (req: WireTxnRequest, size) => {
-      const refused = admit(ctx, txnCost(req));
+      // A read-only txn is served like a Range, outside the quota and alarm checks (etcd).
+      const refused = txnReadOnly(req) ? undefined : admit(ctx, txnCost(req));
       if (refused) await refused;
       const r = await ctx.store.txn(txnFromWire(req), raftEntrySize(envelope, size));
       if (ctx.metrics.enabled) countTxnOps(ctx, r);

@@ -23,8 +23,14 @@ export function txnCost(r: WireTxnRequest): number {
   return Math.max(branch(r.success), branch(r.failure));
 }
 
+/** etcd's IsTxnReadonly: every operation of both branches is a range (a nested txn is not). */
+export function txnReadOnly(r: WireTxnRequest): boolean {
+  const reads = (ops: WireRequestOp[] | undefined): boolean => (ops ?? []).every((op) => !!op.request_range);
+  return reads(r.success) && reads(r.failure);
+}
+
 /**
- * Undefined when a request costing `cost` bytes may run now; else a promise that rejects with
+ * Undefined when a write request costing `cost` bytes may run now; else a promise that rejects with
  * etcd's error for the active alarm (or resolves when a fresh measurement lets it through).
  * Handlers await it only when there is one, so the common path adds no promise.
  */

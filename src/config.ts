@@ -91,8 +91,8 @@ export const SETTINGS = {
     help: 'keep every live key\'s metadata in memory (about 150 bytes a key) so most write batches take one round trip; --no-key-index reads PostgreSQL first',
   }),
   cacheMaxBytes: setting({
-    flag: 'cache-max-bytes', kind: int, default: 0,
-    help: 'bound of the head cache (experimental, off by default): live keys with their values in memory (about 200 bytes a key plus key and value), answering Ranges without reading PostgreSQL; over it ranges read PostgreSQL; 0 = no cache',
+    flag: 'cache-max-bytes', kind: count, default: 256 * 1024 * 1024, defaultText: '268435456 (256 MiB)',
+    help: 'bound of the head cache: live keys with their values in memory (about 240 bytes a key plus key and value), answering Ranges without scanning PostgreSQL; a key space over it is read from PostgreSQL (a load is retried after 1 min, doubling to 1 h); 0 = no cache',
   }),
   progressNotifyIntervalMs: setting({
     flag: 'experimental-watch-progress-notify-interval', kind: duration, default: 10 * 60 * 1000, etcd: true,

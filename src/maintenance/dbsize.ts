@@ -27,3 +27,16 @@ export async function dbSize(sql: Sql): Promise<DbSize> {
       WHERE t.isleaf`)) as unknown as Array<{ size: number; in_use: number }>;
   return { dbSize: r?.size ?? 0, dbSizeInUse: r?.in_use ?? 0 };
 }
+
+/**
+ * dbSize alone (no statistics views): what the quota compares every second. pg_stat_user_tables
+ * is the costly part of dbSize() (a row built for every table of the database).
+ */
+export async function dbTotalSize(sql: Sql): Promise<number> {
+  const [r] = (await dbCall(() => sql`
+      SELECT COALESCE(sum(pg_total_relation_size(t.relid)), 0)::int8 AS size
+      FROM unnest(${sql.array(PGETCD_TABLES, 25)}::text[]) AS r(name)
+      CROSS JOIN LATERAL pg_partition_tree(to_regclass(r.name)) t
+      WHERE t.isleaf`)) as unknown as Array<{ size: number }>;
+  return Number(r?.size ?? 0);
+}

@@ -2,7 +2,7 @@ import { DEFAULT_QUOTA_BYTES } from '../config.ts';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
 import { ALARM_CORRUPT, ALARM_NOSPACE, type AlarmStore } from './alarms.ts';
-import { dbSize } from './dbsize.ts';
+import { dbTotalSize } from './dbsize.ts';
 
 /** etcd warns at start above this (its MaxQuotaBytes, "a suggested maximum"). */
 export const MAX_SUGGESTED_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
@@ -117,8 +117,8 @@ export class BackendQuota {
 
   /** Single-flight: requests over the quota at the same moment share one query. */
   private measure(): Promise<number> {
-    this.measuring ??= dbSize(this.opts.sql).then(
-      (s) => { this.bytes = s.dbSize; return s.dbSize; },
+    this.measuring ??= dbTotalSize(this.opts.sql).then(
+      (size) => { this.bytes = size; return size; },
     ).finally(() => { this.measuring = undefined; });
     return this.measuring;
   }

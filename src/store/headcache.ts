@@ -34,8 +34,11 @@ const PER_KEY_OVERHEAD = 200;
 const HISTORY_MAX = 65_536;
 /** More recent changes than this after the requested revision: let SQL answer. */
 const HISTORY_SCAN_MAX = 4_096;
-/** After the cache outgrew its bound, it is not loaded again for this long. */
+/** After the cache outgrew its bound it is not loaded again for this long, doubled each time up to the cap. */
 const RELOAD_AFTER_OVERFLOW_MS = 60_000;
+const RELOAD_AFTER_OVERFLOW_MAX_MS = 60 * 60_000;
+/** Rows per fetch of the load's cursor: the load stops at the first batch past the bound. */
+const LOAD_BATCH_ROWS = 2_000;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -90,6 +93,7 @@ export class HeadCache {
   private historyFrom = -1;
   private waiters: Array<{ revision: number; done: (ok: boolean) => void }> = [];
   private overflowAt = -Infinity;
+  private overflows = 0;
   private readonly counters = { hits: 0, misses: 0, drops: 0 };
 
   constructor(private readonly maxBytes: number) {}
@@ -100,7 +104,8 @@ export class HeadCache {
 
   /** False for a while after the cache outgrew its bound (a load would only outgrow it again). */
   get mayLoad(): boolean {
-    return !this.loading && this.revision < 0 && performance.now() - this.overflowAt > RELOAD_AFTER_OVERFLOW_MS;
+    const wait = Math.min(RELOAD_AFTER_OVERFLOW_MS * 2 ** Math.max(0, this.overflows - 1), RELOAD_AFTER_OVERFLOW_MAX_MS);
+    return !this.loading && this.revision < 0 && performance.now() - this.overflowAt > wait;
   }
 
   stats(): HeadCacheStats {
@@ -111,35 +116,50 @@ export class HeadCache {
     this.counters.misses++;
   }
 
-  /** Loads every live key with its value in one snapshot; changes reported meanwhile follow. */
+  /**
+   * Loads every live key with its value in one snapshot (one statement read through a cursor, so
+   * a key space past the bound is abandoned after the first batch over it instead of being read
+   * whole into memory); changes reported meanwhile follow.
+   */
   async load(sql: Sql): Promise<void> {
     if (this.loading) return;
     this.loading = [];
     try {
-      const rows = (await sql`
-        SELECT m.revision AS r, c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value
-        FROM meta m LEFT JOIN kv_current c ON true WHERE m.id = 1 ORDER BY c.key`) as unknown as Array<{ r: number; key: Buffer | null } & CacheChange>;
       const entries = new Map<string, Buffer>();
       const sorted: string[] = [];
       let bytes = 0;
-      for (const r of rows) {
-        if (r.key === null) continue;
-        const k = r.key.toString('latin1');
-        const e = packEntry({ ...r, key: r.key, deleted: false });
-        entries.set(k, e);
-        sorted.push(k);
-        bytes += entrySize(k, e);
-        if (bytes > this.maxBytes) {
-          this.overflowAt = performance.now();
-          this.counters.drops++;
-          return;
+      let revision = -1;
+      let over = false;
+      const cursor = sql`
+        SELECT m.revision AS r, c.key, c.create_revision, c.mod_revision, c.version, c.lease::text AS lease, c.value
+        FROM meta m LEFT JOIN kv_current c ON true WHERE m.id = 1 ORDER BY c.key`.cursor(LOAD_BATCH_ROWS) as unknown as AsyncIterable<Array<{ r: number; key: Buffer | null } & CacheChange>>;
+      for await (const rows of cursor) {
+        for (const r of rows) {
+          revision = r.r;
+          if (r.key === null) continue;
+          const k = r.key.toString('latin1');
+          const e = packEntry({ ...r, key: r.key, deleted: false });
+          entries.set(k, e);
+          sorted.push(k);
+          bytes += entrySize(k, e);
         }
+        if (bytes > this.maxBytes) {
+          over = true;
+          break; // ends the cursor
+        }
+      }
+      if (over) {
+        this.overflowAt = performance.now();
+        this.overflows++;
+        this.counters.drops++;
+        return;
       }
       // ORDER BY key sorts by PostgreSQL's bytea order, which is the byte order of the strings.
       this.entries = entries;
       this.sorted = sorted;
       this.bytes = bytes;
-      this.revision = rows[0]?.r ?? 0;
+      this.revision = Math.max(revision, 0);
+      this.overflows = 0;
       this.resetHistory(this.revision);
       const queued = this.loading;
       this.loading = undefined;
@@ -172,6 +192,7 @@ export class HeadCache {
     this.revision = to;
     if (this.bytes > this.maxBytes) {
       this.overflowAt = performance.now();
+      this.overflows++;
       this.drop();
       return;
     }

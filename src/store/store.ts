@@ -68,8 +68,9 @@ export class Store {
   constructor(readonly sql: Sql, private readonly opts: StoreOptions) {
     this.guard = new RevisionGuard(sql, opts.log.child({ mod: 'regression' }));
     this.guard.onRegression(() => {
-      // Counts and key metadata learned from the lost revisions are wrong now.
+      // Counts, key metadata and cached values learned from the lost revisions are wrong now.
       this.pageCounts.clear();
+      this.cache?.drop();
       this.index.drop();
       void this.loadIndex();
     });
@@ -168,7 +169,7 @@ export class Store {
   async rangePacked(req: RangeRequest): Promise<PackedRangeResponse> {
     checkRange(req, this.opts.legacySortOrder);
     const floor = this.guard.served;
-    const cached = this.cache?.ready ? await this.rangeFromCache(this.cache, req) : undefined;
+    const cached = this.cache?.ready ? await this.rangeFromCache(this.cache, req, floor) : undefined;
     if (cached) return cached;
     const known = this.pageCounts.get(req);
     const standby = await this.rangeFromStandby(req, known);
@@ -219,7 +220,7 @@ export class Store {
    * not when a notification says the cache is behind. A past revision always reads the
    * revision, for the compaction check.
    */
-  private async rangeFromCache(cache: HeadCache, req: RangeRequest): Promise<PackedRangeResponse | undefined> {
+  private async rangeFromCache(cache: HeadCache, req: RangeRequest, floor: number): Promise<PackedRangeResponse | undefined> {
     let compactRevision = 0;
     if (req.serializable && req.revision <= 0) {
       if (cache.revision < this.index.seen) {
@@ -228,6 +229,9 @@ export class Store {
       }
     } else {
       const m = await this.currentRevision();
+      // A database behind what this instance served (an asynchronous standby promoted) is a
+      // regression, as on the SQL path: never an answer from the cache's lost revisions.
+      this.guard.check(m.revision, floor);
       if (!(await cache.waitFor(m.revision, CACHE_WAIT_MS))) {
         cache.missed();
         return undefined;
@@ -236,6 +240,7 @@ export class Store {
     }
     const r = cache.range(req, compactRevision);
     if (!r) cache.missed();
+    else this.guard.serve(r.header.revision);
     return r;
   }
 

@@ -32,7 +32,7 @@ import { etcdBehaviour } from './etcdversion.ts';
 import { AlarmStore } from './maintenance/alarms.ts';
 import { BackendQuota } from './maintenance/quota.ts';
 
-/** How often the database's in-use size is measured against --quota-backend-bytes. */
+/** How often the database's size (dbSize) is measured against --quota-backend-bytes. */
 const QUOTA_SAMPLE_MS = 1000;
 
 /** Headroom over max-request-bytes for gRPC framing, as etcd allows. */

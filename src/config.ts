@@ -150,7 +150,7 @@ export const SETTINGS = {
   }),
   quotaBackendBytes: setting({
     flag: 'quota-backend-bytes', kind: signedInt, default: 0, etcd: true, defaultText: '0 (2 GiB, as etcd)',
-    help: 'bytes of live data past which writes that add data are refused and alarm NOSPACE is raised (etcd_server_quota_backend_bytes); below 0: no quota',
+    help: 'database size (dbSize: pgetcd\'s tables on disk) past which writes that add data are refused and alarm NOSPACE is raised (etcd_server_quota_backend_bytes); below 0: no quota',
   }),
   configFile: setting({
     flag: 'config-file', kind: file, default: undefined, etcd: true,

@@ -88,7 +88,7 @@ export class Observability {
       ...(parts.listenerDownForMs ? { listenerDownForMs: parts.listenerDownForMs } : {}),
     });
     this.health.start();
-    this.metrics.setSources({ ...parts.sources, alarms: parts.alarms });
+    this.metrics.setSources({ ...parts.sources, alarms: () => parts.alarms().map((a) => ({ memberId: a.memberId, alarm: alarmName(a.alarm) })) });
     if (!this.metrics.enabled) return;
     const tick = (): void => {
       this.sampling = sampleStore(parts.sql).then(

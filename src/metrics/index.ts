@@ -11,9 +11,6 @@ export type { DatabaseSample, MetricSources, WatchNumbers } from './sources.ts';
  * etcd's --metrics: "basic" leaves out the gRPC handling-time histogram, "extensive" (pgetcd's
  * default, which etcd's dashboards and alerts need) includes it, "off" records nothing.
  */
-/** etcdserverpb.AlarmType names. */
-const ALARM_TYPES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
-
 export type MetricsMode = 'off' | 'basic' | 'extensive';
 
 export interface MetricsOptions {
@@ -104,7 +101,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const a of self.sources.alarms?.() ?? []) {
-          this.set({ server_id: BigInt(a.memberId).toString(16), alarm_type: ALARM_TYPES[a.alarm] ?? String(a.alarm) }, 1);
+          this.set({ server_id: BigInt(a.memberId).toString(16), alarm_type: a.alarm }, 1);
         }
       },
     });

@@ -14,8 +14,8 @@ export interface MetricSources {
   watch?: () => WatchNumbers;
   /** The --read-endpoint standbys, when there are any. */
   standbys?: () => StandbyNumbers[];
-  /** The cluster's active alarms: member ID (uint64, decimal) and etcdserverpb.AlarmType. */
-  alarms?: () => Array<{ memberId: string; alarm: number }>;
+  /** The cluster's active alarms: member ID (uint64, decimal) and etcd's AlarmType name. */
+  alarms?: () => Array<{ memberId: string; alarm: string }>;
 }
 
 export interface StandbyNumbers {

@@ -93,8 +93,14 @@ describe('A watcher that does not read', () => {
     for (let i = 0; i < 400; i++) revs.push(await put(`c/${i}`)); // about 3.2 MB of history
     const slow = new RawWatch(slowRaw);
     slow.stream.pause();
+    const hub = () => (srv.app.components[0] as WatchComponent).stats().hub;
+    const steps = () => hub().ringCatchups + hub().dbCatchupReads;
+    const before = steps();
     slow.create({ key: B('c/'), range_end: B('c0'), start_revision: String(revs[0]) });
-    // The catch-up stops when the stream holds a quarter of the limit; compact past where it is.
+    // The catch-up stops when the stream holds a quarter of the limit; compact past where it is,
+    // once it has delivered something (a second step starts only after the first one delivered;
+    // compacting before the first would rightly cancel it with nothing sent).
+    while (steps() < before + 2) await new Promise((r) => setTimeout(r, 10));
     const last = revs.at(-1)!;
     await raw.call('KV', 'Compact', { revision: String(last) });
     await put('other'); // a read of the log carries the new compact revision to the hub
@@ -103,7 +109,10 @@ describe('A watcher that does not read', () => {
     assert.equal(created.created, true);
     const got: number[] = [];
     for (;;) {
-      const r = await slow.next();
+      // A stall names where the server stood (the watch component's counters).
+      const r = await slow.next().catch((e: Error) => {
+        throw new Error(`${e.message}; ${got.length} events so far; server: ${JSON.stringify((srv.app.components[0] as WatchComponent).stats())}`);
+      });
       if (r.canceled) {
         assert.equal(r.watch_id, created.watch_id);
         assert.equal(Number(r.compact_revision), last);

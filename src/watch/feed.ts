@@ -214,8 +214,9 @@ export class Feed {
   sync(ticket: number): Promise<void> | undefined {
     if (this.caughtUpRead > ticket || this.stopped || !this.started) return undefined;
     return new Promise<void>((resolve) => {
+      // The loop reads while a waiter waits; raising `wanted` here would cost one more read
+      // after the one that satisfies it.
       this.waiters.push({ after: ticket, resolve });
-      this.wanted = Math.max(this.wanted, this.revision + 1);
       this.run();
     });
   }
@@ -223,45 +224,52 @@ export class Feed {
   private run(): void {
     if (this.reading || this.stopped || this.retryTimer) return;
     this.reading = true;
-    void this.loop().finally(() => { this.reading = false; });
+    void this.loop();
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopped && (this.wanted > this.revision || this.waiters.length > 0)) {
-      const index = ++this.readsStarted;
-      let batch;
-      let from = this.revision;
-      try {
-        this.stats.reads++;
-        const floor = this.opts.guard?.served ?? 0;
-        if (readFault) from = await readFault(from);
-        batch = await readLog(this.opts.sql, from, this.opts.window);
-        // The database went back behind what was delivered (async failover): never move back.
-        this.opts.guard?.check(batch.storeRevision, Math.max(floor, this.revision));
-        this.retryDelay = 0;
-      } catch (err) {
-        this.stats.readErrors++;
-        this.retryDelay = Math.min(Math.max(this.retryDelay * 2, 100), 5000);
-        this.opts.log.warn({ err, retryInMs: this.retryDelay }, 'reading kv_log failed; retrying');
-        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.run(); }, this.retryDelay);
-        return;
+    // `reading` drops in the same turn as the loop's last check of its condition: a sync() woken
+    // by this read runs after that turn, and finding the feed still "reading" it would wait for
+    // a read that never comes.
+    try {
+      while (!this.stopped && (this.wanted > this.revision || this.waiters.length > 0)) {
+        const index = ++this.readsStarted;
+        let batch;
+        let from = this.revision;
+        try {
+          this.stats.reads++;
+          const floor = this.opts.guard?.served ?? 0;
+          if (readFault) from = await readFault(from);
+          batch = await readLog(this.opts.sql, from, this.opts.window);
+          // The database went back behind what was delivered (async failover): never move back.
+          this.opts.guard?.check(batch.storeRevision, Math.max(floor, this.revision));
+          this.retryDelay = 0;
+        } catch (err) {
+          this.stats.readErrors++;
+          this.retryDelay = Math.min(Math.max(this.retryDelay * 2, 100), 5000);
+          this.opts.log.warn({ err, retryInMs: this.retryDelay }, 'reading kv_log failed; retrying');
+          this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.run(); }, this.retryDelay);
+          return;
+        }
+        if (this.stopped) return;
+        const compactChanged = batch.compactRevision !== this.compactRevision;
+        this.revision = batch.coveredTo;
+        this.compactRevision = batch.compactRevision;
+        this.wanted = Math.max(this.wanted, batch.storeRevision);
+        this.stats.events += batch.events.length;
+        // Compaction writes no kv_log row (so no notification): reads carry it to the hub.
+        if (batch.coveredTo > from || compactChanged) {
+          this.opts.onBatch({
+            from, to: batch.coveredTo, storeRevision: batch.storeRevision,
+            compactRevision: batch.compactRevision, events: batch.events,
+          });
+          this.delivered(batch.coveredTo, batch.events.length);
+        }
+        if (this.revision >= batch.storeRevision) this.caughtUpRead = index;
+        this.wakeWaiters();
       }
-      if (this.stopped) return;
-      const compactChanged = batch.compactRevision !== this.compactRevision;
-      this.revision = batch.coveredTo;
-      this.compactRevision = batch.compactRevision;
-      this.wanted = Math.max(this.wanted, batch.storeRevision);
-      this.stats.events += batch.events.length;
-      // Compaction writes no kv_log row (so no notification): reads carry it to the hub.
-      if (batch.coveredTo > from || compactChanged) {
-        this.opts.onBatch({
-          from, to: batch.coveredTo, storeRevision: batch.storeRevision,
-          compactRevision: batch.compactRevision, events: batch.events,
-        });
-        this.delivered(batch.coveredTo, batch.events.length);
-      }
-      if (this.revision >= batch.storeRevision) this.caughtUpRead = index;
-      this.wakeWaiters();
+    } finally {
+      this.reading = false;
     }
   }
 

@@ -78,6 +78,9 @@ function entrySize(k: string, e: Buffer): number {
  * Each key's entry is kept already packed (packed.ts), so a list is a concatenation. Bounded by
  * `maxBytes`: a cache that outgrows it is dropped and ranges go to SQL.
  */
+/** Up to this many keys entering or leaving in one batch are spliced one by one. */
+const REORDER_SPLICE_MAX = 64;
+
 export class HeadCache {
   /** Complete through this revision; -1 while not loaded. */
   revision = -1;
@@ -185,10 +188,13 @@ export class HeadCache {
       if (gapless) this.drop();
       return;
     }
+    // Keys whose presence may change: whether each was present before this batch.
+    const touched = new Map<string, boolean>();
     for (const c of changes) {
       if (c.mod_revision <= this.revision) continue;
-      this.apply(c);
+      this.apply(c, touched);
     }
+    this.reorder(touched);
     this.revision = to;
     if (this.bytes > this.maxBytes) {
       this.overflowAt = performance.now();
@@ -199,22 +205,53 @@ export class HeadCache {
     this.wake();
   }
 
-  private apply(c: CacheChange): void {
+  /** Applies one change to the entries; `sorted` is brought up to date by reorder(). */
+  private apply(c: CacheChange, touched: Map<string, boolean>): void {
     const k = c.key.toString('latin1');
     const old = this.entries.get(k);
     if (old) this.bytes -= entrySize(k, old);
+    if (c.deleted || !old) {
+      if (!touched.has(k)) touched.set(k, old !== undefined);
+    }
     if (c.deleted) {
-      if (old) {
-        this.entries.delete(k);
-        this.sorted.splice(this.lowerBound(k), 1);
-      }
+      if (old) this.entries.delete(k);
     } else {
       const e = packEntry(c);
-      if (!old) this.sorted.splice(this.lowerBound(k), 0, k);
       this.entries.set(k, e);
       this.bytes += entrySize(k, e);
     }
     this.remember(c.mod_revision, k);
+  }
+
+  /**
+   * Brings `sorted` in line with the entries after a batch. A few keys are spliced in or out one
+   * by one; many (a range delete, a bulk load of new keys) in one filter-and-merge pass, so that
+   * a batch of m key changes over n keys costs O(n + m log m), not O(n * m) with the event loop
+   * held all along.
+   */
+  private reorder(touched: Map<string, boolean>): void {
+    const added: string[] = [];
+    const removed = new Set<string>();
+    for (const [k, was] of touched) {
+      const now = this.entries.has(k);
+      if (now && !was) added.push(k);
+      else if (!now && was) removed.add(k);
+    }
+    if (added.length + removed.size <= REORDER_SPLICE_MAX) {
+      for (const k of removed) this.sorted.splice(this.lowerBound(k), 1);
+      for (const k of added) this.sorted.splice(this.lowerBound(k), 0, k);
+      return;
+    }
+    added.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const kept = removed.size > 0 ? this.sorted.filter((k) => !removed.has(k)) : this.sorted;
+    const merged: string[] = new Array<string>(kept.length + added.length);
+    let i = 0;
+    let j = 0;
+    let o = 0;
+    while (i < kept.length && j < added.length) merged[o++] = kept[i]! < added[j]! ? kept[i++]! : added[j++]!;
+    while (i < kept.length) merged[o++] = kept[i++]!;
+    while (j < added.length) merged[o++] = added[j++]!;
+    this.sorted = merged;
   }
 
   private remember(revision: number, k: string): void {

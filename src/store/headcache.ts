@@ -66,6 +66,9 @@ function entrySize(k: string, e: Buffer): number {
   return e.length + k.length + PER_KEY_OVERHEAD;
 }
 
+/** Up to this many keys entering or leaving in one batch are spliced one by one. */
+const REORDER_SPLICE_MAX = 64;
+
 /**
  * The live keys with their values (kv_current in memory), complete as of `revision`, kept in key
  * order, like kube-apiserver's watch cache: a Range at the current revision is answered without
@@ -78,9 +81,6 @@ function entrySize(k: string, e: Buffer): number {
  * Each key's entry is kept already packed (packed.ts), so a list is a concatenation. Bounded by
  * `maxBytes`: a cache that outgrows it is dropped and ranges go to SQL.
  */
-/** Up to this many keys entering or leaving in one batch are spliced one by one. */
-const REORDER_SPLICE_MAX = 64;
-
 export class HeadCache {
   /** Complete through this revision; -1 while not loaded. */
   revision = -1;

@@ -234,6 +234,51 @@ describe('every read a batch depends on happens after the meta lock', () => {
     }
   });
 
+  it('a lease expiring while it is kept alive and written to: no renewal after the claim, no put after the revoke, no key left', { timeout: 60_000 }, async () => {
+    const srv = await startServer();
+    const store = srv.app.store;
+    const raw = rawClients(srv.endpoint);
+    const sql = sqlFor(srv.databaseUrl);
+    const ka = (raw.Lease as unknown as { LeaseKeepAlive(): grpc.ClientDuplexStream<object, { ID: string; TTL: string }> }).LeaseKeepAlive();
+    ka.on('error', () => undefined);
+    const answers: Array<{ ID: string; TTL: string }> = [];
+    ka.on('data', (d: { ID: string; TTL: string }) => answers.push(d));
+    const keepAlive = async (id: string): Promise<{ ID: string; TTL: string }> => {
+      const n = answers.length;
+      ka.write({ ID: id });
+      return waitFor('a keep-alive answer', async () => answers[n]);
+    };
+    let gate: Gate | undefined;
+    try {
+      const g = await raw.call('Lease', 'LeaseGrant', { TTL: 60 });
+      const id = String(g.ID);
+      await raw.call('KV', 'Put', { key: B('/le/0'), value: B('v'), lease: g.ID });
+      assert.equal(String((await keepAlive(id)).TTL), '60', 'kept alive before it is due');
+      // The expirer's revoke of this lease is held between evaluation and commit.
+      gate = new Gate(store.writer, (_n, f) => (f.types.includes('leaseRevoke') ? 'hold' : 'pass'));
+      await sql`UPDATE leases SET expires_at = now() - interval '1 second' WHERE id = ${id}::int8`;
+      await waitFor('the expiry to reach the writer', async () => (gate!.calls.some((c) => c.types.includes('leaseRevoke')) ? true : undefined), 15_000);
+      // Claimed: a keep-alive cannot bring it back (etcd: a lease past its expiry is not renewed).
+      assert.equal(String((await keepAlive(id)).TTL), '0', 'a claimed lease is not renewed');
+      const puts = Array.from({ length: 8 }, (_, i) => settle(store.put({ key: B(`/le/${i + 1}`), value: B('v'), lease: id, prev_kv: false, ignore_value: false, ignore_lease: false })));
+      await new Promise((r) => setTimeout(r, 200));
+      gate.open();
+      for (const r of await Promise.all(puts)) assert.equal(code(r), 'LeaseNotFound', `a put queued behind the expiry must fail: ${String(r)}`);
+      const left = await raw.call('KV', 'Range', { key: B('/le/'), range_end: B('/le0') });
+      assert.equal(left.kvs.length, 0, 'no key outlives its expired lease');
+      assert.equal(String((await keepAlive(id)).TTL), '0', 'an expired lease stays gone');
+      assert.equal(String((await raw.call('Lease', 'LeaseTimeToLive', { ID: g.ID })).TTL), '-1');
+      delete writeFaults.beforeCommit;
+      await assertConsistent(srv.databaseUrl);
+    } finally {
+      gate?.open();
+      ka.end();
+      raw.close();
+      await sql.end();
+      await srv.stop();
+    }
+  });
+
   it('a historical range in a Txn queued behind a compaction gets the compacted error', { timeout: 60_000 }, async () => {
     const srv = await startServer();
     const store = srv.app.store;

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { loadEtcdProto } from '../src/server/proto.ts';
 import { HpackDecoder, encodeLiterals, huffmanDecode } from '../src/net/hpack.ts';
-import { fixAuthority, fixHeaders } from '../src/net/h2gate.ts';
+import { fixAuthority, fixHeaders, h2Gate } from '../src/net/h2gate.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
 
 const execFileP = promisify(execFile);
@@ -151,6 +152,100 @@ describe(':authority values etcd accepts', () => {
         if (args[0] === 'defrag') assert.match(stdout, /Finished defragmenting etcd member/);
         else assert.equal(JSON.parse(stdout)[0].Endpoint, ep);
       }
+    }
+  });
+});
+
+describe('the gate decides each connection once, however long the client waits', () => {
+  /** A listener whose connections pass h2Gate, then an HTTP/2 server that echoes :authority. */
+  let server: net.Server;
+  let h2: http2.Http2Server;
+  let port: number;
+  const modes: Array<'native' | 'shim'> = [];
+  before(async () => {
+    h2 = http2.createServer();
+    h2.on('stream', (s, h) => {
+      s.respond({ ':status': 200 });
+      s.end(String(h[':authority']));
+    });
+    server = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      void h2Gate(sock).then((c) => {
+        if (!c) return;
+        modes.push(c === sock ? 'native' : 'shim');
+        h2.emit('connection', c);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  after(async () => {
+    await new Promise((r) => server.close(r));
+    h2.close();
+  });
+
+  const get = (session: http2.ClientHttp2Session, authority: string): Promise<string> => new Promise((resolve, reject) => {
+    const s = session.request({ ':path': '/', ':authority': authority });
+    let body = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { body += d; });
+    s.on('end', () => resolve(body));
+    s.on('error', reject);
+  });
+  const ping = (session: http2.ClientHttp2Session): Promise<void> => new Promise((resolve, reject) => {
+    session.ping(Buffer.from('pgetcd!!'), (err) => (err ? reject(err) : resolve()));
+  });
+
+  it('idle for longer than a second, then PINGed twice: answered by the gate, and a plain first request still goes native', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      await ping(session);
+      await ping(session);
+      const n = modes.length;
+      assert.equal(await get(session, `127.0.0.1:${port}`), `127.0.0.1:${port}`);
+      assert.deepEqual(modes.slice(n), ['native']);
+      // After the hand-over nghttp2 answers PINGs itself.
+      await ping(session);
+      assert.equal(await get(session, `127.0.0.1:${port}`), `127.0.0.1:${port}`);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a client that sends its first requests and their bodies before it ACKs the server\'s SETTINGS goes native', async () => {
+    const n = modes.length;
+    // node's client writes requests right after its preface, without waiting for the server.
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const bodies = await Promise.all(Array.from({ length: 10 }, () => new Promise<string>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/', ':authority': `127.0.0.1:${port}` });
+        let body = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => { body += d; });
+        s.on('end', () => resolve(body));
+        s.on('error', reject);
+        s.end(Buffer.alloc(100, 1));
+      })));
+      assert.deepEqual(bodies, Array.from({ length: 10 }, () => `127.0.0.1:${port}`));
+      assert.deepEqual(modes.slice(n), ['native']);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a PING, then a first request with an http:// authority: shimmed, and answered', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      await new Promise((r) => session.once('connect', r));
+      await ping(session);
+      const n = modes.length;
+      assert.equal(await get(session, `http://127.0.0.1:${port}`), `127.0.0.1:${port}`);
+      assert.deepEqual(modes.slice(n), ['shim']);
+      await ping(session);
+      assert.equal(await get(session, `https://127.0.0.1:${port}`), `127.0.0.1:${port}`);
+    } finally {
+      session.close();
     }
   });
 });

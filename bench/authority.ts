@@ -75,7 +75,7 @@ async function replay(bytes: Buffer, gated: boolean): Promise<number> {
     s.once('readable', () => {
       const head = s.read(H2_PREFACE.length) as Buffer | null;
       if (head) s.unshift(head);
-      void h2Gate(s).then((conn) => (conn ? drain(conn) : done()));
+      void h2Gate(s, { decideAfterMs: 5000 }).then((conn) => (conn ? drain(conn) : done()));
     });
   });
   const c0 = process.cpuUsage();

@@ -156,7 +156,7 @@ describe(':authority values etcd accepts', () => {
   });
 });
 
-describe('the gate decides each connection once, however long the client waits', () => {
+describe('the gate decides each connection once', () => {
   /** A listener whose connections pass h2Gate, then an HTTP/2 server that echoes :authority. */
   let server: net.Server;
   let h2: http2.Http2Server;
@@ -196,10 +196,11 @@ describe('the gate decides each connection once, however long the client waits',
     session.ping(Buffer.from('pgetcd!!'), (err) => (err ? reject(err) : resolve()));
   });
 
-  it('idle for longer than a second, then PINGed twice: answered by the gate, and a plain first request still goes native', async () => {
+  it('PINGed twice before its first request: answered by the gate, and a plain first request goes native', async () => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => session.once('connect', r));
+      await new Promise((r) => setTimeout(r, 300));
       await ping(session);
       await ping(session);
       const n = modes.length;
@@ -231,6 +232,31 @@ describe('the gate decides each connection once, however long the client waits',
       assert.deepEqual(modes.slice(n), ['native']);
     } finally {
       session.close();
+    }
+  });
+
+  it('a client that waits for the ACK of its SETTINGS before any request gets it (native after a second)', async () => {
+    const n = modes.length;
+    const sock = net.connect(port, '127.0.0.1');
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      // The preface and an empty SETTINGS, then nothing until the server ACKs it.
+      sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+      const t0 = Date.now();
+      let buf = Buffer.alloc(0);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no SETTINGS ACK within 5 s')), 5000);
+        sock.on('data', (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          for (let pos = 0; pos + 9 <= buf.length; pos += 9 + buf.readUIntBE(pos, 3)) {
+            if (buf[pos + 3] === 4 && (buf[pos + 4]! & 1)) { clearTimeout(timer); resolve(); return; }
+          }
+        });
+      });
+      assert.ok(Date.now() - t0 < 4000);
+      assert.deepEqual(modes.slice(n), ['native']);
+    } finally {
+      sock.destroy();
     }
   });
 

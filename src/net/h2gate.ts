@@ -27,8 +27,11 @@
  *    write.)
  *
  * A client may connect long before its first request (a pool dialled at start-up, grpc-go's
- * keepalive pinging an idle connection): the gate waits as long as it takes and answers PINGs
- * itself meanwhile (the PING never reaches nghttp2).
+ * keepalive pinging an idle connection): the gate answers PINGs itself meanwhile (the PING
+ * never reaches nghttp2), and after a second without a request hands the connection to nghttp2
+ * as it is, since a client that waits for the ACK of its own SETTINGS before its first request
+ * would otherwise wait forever. The clients that send URL authorities (Go's, dialling one
+ * endpoint for Status, HashKV or Defragment) send their request as soon as they are connected.
  *
  * A connection whose first request is acceptable and a later one is not still gets the reset;
  * no etcd client changes its authority on one connection.
@@ -172,6 +175,8 @@ class BlockReader {
 
 export interface GateOptions {
   log?: Logger;
+  /** Still no whole first request and ACK this long after the preface: native (default 1 s). */
+  decideAfterMs?: number;
 }
 
 /**
@@ -194,6 +199,7 @@ export function h2Gate(socket: Socket, opts: GateOptions = {}): Promise<Duplex |
     const finish = (mode: 'native' | 'shim' | 'closed'): void => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onClosed);
       socket.off('close', onClosed);
@@ -248,6 +254,7 @@ export function h2Gate(socket: Socket, opts: GateOptions = {}): Promise<Duplex |
       }
     };
     const onClosed = (): void => finish('closed');
+    const timer = setTimeout(() => finish(requests > 0 && !allAccepted ? 'shim' : 'native'), opts.decideAfterMs ?? 1000);
 
     if (!acc.length && socket.readableLength === 0 && socket.destroyed) { finish('closed'); return; }
     socket.write(EMPTY_SETTINGS);

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { loadEtcdProto } from '../src/server/proto.ts';
 import { HpackDecoder, encodeLiterals, huffmanDecode } from '../src/net/hpack.ts';
 import { fixAuthority, fixHeaders, h2Gate } from '../src/net/h2gate.ts';
+import { H2_PREFACE } from '../src/net/sniff.ts';
 import { startServer, type TestServer } from './helpers/server.ts';
 
 const execFileP = promisify(execFile);
@@ -241,7 +242,7 @@ describe('the gate decides each connection once', () => {
     try {
       await new Promise((r) => sock.once('connect', r));
       // The preface and an empty SETTINGS, then nothing until the server ACKs it.
-      sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+      sock.write(Buffer.concat([H2_PREFACE, Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
       const t0 = Date.now();
       let buf = Buffer.alloc(0);
       await new Promise<void>((resolve, reject) => {

@@ -13,7 +13,7 @@ import { rawClients, type Raw } from './helpers/raw.ts';
 import { rng, seedFromEnv } from './helpers/seed.ts';
 import { waitFor } from './helpers/wait.ts';
 import { assertConsistent } from './helpers/consistency.ts';
-import { packedEntry } from '../src/store/packed.ts';
+import { RangeResponseEncoder } from '../src/server/rangecodec.ts';
 import { setReadFaultForTests } from '../src/watch/feed.ts';
 import type { PackedRangeResponse, RangeRequest } from '../src/store/types.ts';
 
@@ -55,12 +55,10 @@ function randomRange(r: () => number, head: number): RangeRequest {
   });
 }
 
-/** The answer's key-values as bytes (the SQL reader packs one extra entry to tell `more`). */
+/** The RangeResponse a client receives for the answer (the cache and SQL keep key-values differently). */
+const encoder = new RangeResponseEncoder('1', '2', 3);
 function kvBytes(p: PackedRangeResponse): Buffer {
-  if (p.entries) return Buffer.concat(p.entries.slice(0, p.kvs));
-  let end = 0;
-  for (let i = 0; i < p.kvs; i++) end = packedEntry(p.packed, end).end;
-  return p.packed.subarray(0, end);
+  return encoder.encodePacked(p);
 }
 
 async function answer(s: TestServer, req: RangeRequest): Promise<PackedRangeResponse | string> {

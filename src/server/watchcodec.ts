@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KeyValue, StoreEvent } from '../store/types.ts';
 import type { OutResponse } from '../watch/session.ts';
-import { varintSize } from '../watch/size.ts';
+import { kvLen, leaseBytes, Out, varint64, varintSize, writeKv } from '../store/kvbytes.ts';
 
 /**
  * A hand-written protobuf encoder for etcdserverpb.WatchResponse. A write fans out to many
@@ -11,78 +11,6 @@ import { varintSize } from '../watch/size.ts';
  * are etcd's (proto/etcdserverpb/rpc.proto, proto/mvccpb/kv.proto); zero values are omitted as
  * proto3 does. tests/watch.codec.test.ts checks it against protobufjs.
  */
-
-const TWO_64 = 1n << 64n;
-
-/** An int64/uint64 given as a decimal string, as the bytes of its varint (two's complement). */
-export function varint64(s: string): Buffer {
-  let v = BigInt(s);
-  if (v < 0n) v += TWO_64;
-  const out: number[] = [];
-  while (v >= 128n) {
-    out.push(Number(v & 127n) | 128);
-    v >>= 7n;
-  }
-  out.push(Number(v));
-  return Buffer.from(out);
-}
-
-export class Out {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-
-  byte(b: number): void {
-    this.buf[this.pos++] = b;
-  }
-
-  varint(n: number): void {
-    while (n >= 128) {
-      this.buf[this.pos++] = (n % 128) | 128;
-      n = Math.floor(n / 128);
-    }
-    this.buf[this.pos++] = n;
-  }
-
-  bytes(b: Buffer): void {
-    b.copy(this.buf, this.pos);
-    this.pos += b.length;
-  }
-}
-
-/** A small int64 string as a number, or undefined when it needs the exact (BigInt) path. */
-function smallInt(s: string): number | undefined {
-  if (s.length > 15 || s.startsWith('-')) return undefined;
-  return Number(s);
-}
-
-export function kvLen(kv: KeyValue, lease: Buffer | undefined): number {
-  let n = 0;
-  if (kv.key.length > 0) n += 1 + varintSize(kv.key.length) + kv.key.length;
-  if (kv.create_revision !== 0) n += 1 + varintSize(kv.create_revision);
-  if (kv.mod_revision !== 0) n += 1 + varintSize(kv.mod_revision);
-  if (kv.version !== 0) n += 1 + varintSize(kv.version);
-  if (kv.value.length > 0) n += 1 + varintSize(kv.value.length) + kv.value.length;
-  if (lease) n += 1 + lease.length;
-  return n;
-}
-
-export function leaseBytes(lease: string): Buffer | undefined {
-  if (lease === '0' || lease === '') return undefined;
-  const small = smallInt(lease);
-  if (small === undefined) return varint64(lease);
-  const o = new Out(Buffer.allocUnsafe(varintSize(small)));
-  o.varint(small);
-  return o.buf;
-}
-
-export function writeKv(o: Out, kv: KeyValue, lease: Buffer | undefined): void {
-  if (kv.key.length > 0) { o.byte(0x0a); o.varint(kv.key.length); o.bytes(kv.key); }
-  if (kv.create_revision !== 0) { o.byte(0x10); o.varint(kv.create_revision); }
-  if (kv.mod_revision !== 0) { o.byte(0x18); o.varint(kv.mod_revision); }
-  if (kv.version !== 0) { o.byte(0x20); o.varint(kv.version); }
-  if (kv.value.length > 0) { o.byte(0x2a); o.varint(kv.value.length); o.bytes(kv.value); }
-  if (lease) { o.byte(0x30); o.bytes(lease); }
-}
 
 /** One element of WatchResponse.events (field 11): tag, length and mvccpb.Event. */
 export function encodeEventField(ev: StoreEvent): Buffer {

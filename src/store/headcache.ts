@@ -1,6 +1,6 @@
 import type { Sql } from '../db/sql.ts';
 import { StoreError } from './errors.ts';
-import { packedEntry } from './packed.ts';
+import { decodeKeyValue, encodeKeyValue, withoutValue } from './kvbytes.ts';
 import { finishRange, isFromKey, isSingleKey } from './rangeview.ts';
 import type { KeyValue, PackedRangeResponse, RangeRequest } from './types.ts';
 
@@ -26,8 +26,6 @@ export interface HeadCacheStats {
   drops: number;
 }
 
-/** Fixed part of a packed entry: four int64 and the key's int32 length (see packed.ts). */
-const HEAD = 36;
 /** What V8 and the Map/array spend on a key beyond its bytes (measured, rounded up). */
 const PER_KEY_OVERHEAD = 200;
 /** Recent changes remembered to answer ranges at a past revision (key and revision each). */
@@ -42,24 +40,12 @@ const LOAD_BATCH_ROWS = 2_000;
 
 const EMPTY = Buffer.alloc(0);
 
-function writeUint53(b: Buffer, at: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / 4294967296), at);
-  b.writeUInt32BE(v >>> 0, at + 4);
-}
-
-/** A key-value in the packed layout PostgreSQL builds for a Range (types.ts). */
-function packEntry(c: CacheChange): Buffer {
-  const value = c.value ?? EMPTY;
-  const b = Buffer.allocUnsafeSlow(HEAD + c.key.length + 4 + value.length);
-  writeUint53(b, 0, c.create_revision);
-  writeUint53(b, 8, c.mod_revision);
-  writeUint53(b, 16, c.version);
-  b.writeBigInt64BE(BigInt(c.lease), 24);
-  b.writeUInt32BE(c.key.length, 32);
-  c.key.copy(b, HEAD);
-  b.writeUInt32BE(value.length, HEAD + c.key.length);
-  value.copy(b, HEAD + c.key.length + 4);
-  return b;
+/** A change's key-value as the cache keeps it: mvccpb.KeyValue bytes (kvbytes.ts). */
+function entryOf(c: CacheChange): Buffer {
+  return encodeKeyValue({
+    key: c.key, value: c.value ?? EMPTY, create_revision: c.create_revision, mod_revision: c.mod_revision,
+    version: c.version, lease: c.lease,
+  });
 }
 
 function entrySize(k: string, e: Buffer): number {
@@ -78,8 +64,9 @@ const REORDER_SPLICE_MAX = 64;
  * holds a state the store really had. Linearizability comes from the caller (Store): it learns
  * the store's revision with one tiny query and waits until the cache has applied it.
  *
- * Each key's entry is kept already packed (packed.ts), so a list is a concatenation. Bounded by
- * `maxBytes`: a cache that outgrows it is dropped and ranges go to SQL.
+ * Each key's entry is kept already encoded as etcd's mvccpb.KeyValue (kvbytes.ts, the form etcd
+ * keeps in its own backend), so a list is answered by copying one buffer per key into the
+ * response. Bounded by `maxBytes`: a cache that outgrows it is dropped and ranges go to SQL.
  */
 export class HeadCache {
   /** Complete through this revision; -1 while not loaded. */
@@ -141,7 +128,7 @@ export class HeadCache {
           revision = r.r;
           if (r.key === null) continue;
           const k = r.key.toString('latin1');
-          const e = packEntry({ ...r, key: r.key, deleted: false });
+          const e = entryOf({ ...r, key: r.key, deleted: false });
           entries.set(k, e);
           sorted.push(k);
           bytes += entrySize(k, e);
@@ -216,7 +203,7 @@ export class HeadCache {
     if (c.deleted) {
       if (old) this.entries.delete(k);
     } else {
-      const e = packEntry(c);
+      const e = entryOf(c);
       this.entries.set(k, e);
       this.bytes += entrySize(k, e);
     }
@@ -367,14 +354,14 @@ export class HeadCache {
       const parts: Buffer[] = [];
       for (let i = lo; i < lo + take; i++) {
         const e = this.entries.get(this.sorted[i]!)!;
-        parts.push(req.keys_only ? keyOnly(e) : e);
+        parts.push(req.keys_only ? withoutValue(e) : e);
       }
       return { header, packed: EMPTY, entries: parts, kvs: take, more: take < count, count };
     }
     const kvs: KeyValue[] = [];
-    for (let i = lo; i < hi; i++) kvs.push(toKeyValue(this.entries.get(this.sorted[i]!)!));
+    for (let i = lo; i < hi; i++) kvs.push(decodeKeyValue(this.entries.get(this.sorted[i]!)!));
     const r = finishRange(req, kvs, revision);
-    return { header, packed: pack(r.kvs), kvs: r.kvs.length, more: r.more, count };
+    return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count };
   }
 
   /** Indexes [lo, hi) of the request's keys in `sorted`. */
@@ -395,25 +382,4 @@ export class HeadCache {
     return keyAscending && req.min_mod_revision === 0 && req.max_mod_revision === 0 &&
       req.min_create_revision === 0 && req.max_create_revision === 0;
   }
-}
-
-/** The entry with its value cut off (keys_only): the value length becomes 0. */
-function keyOnly(e: Buffer): Buffer {
-  const keyLen = e.readUInt32BE(32);
-  const b = Buffer.allocUnsafe(HEAD + keyLen + 4);
-  e.copy(b, 0, 0, HEAD + keyLen);
-  b.writeUInt32BE(0, HEAD + keyLen);
-  return b;
-}
-
-function toKeyValue(e: Buffer): KeyValue {
-  const p = packedEntry(e, 0);
-  return {
-    key: e.subarray(p.keyAt, p.keyAt + p.keyLen), value: e.subarray(p.valueAt, p.valueAt + p.valueLen),
-    create_revision: p.create_revision, mod_revision: p.mod_revision, version: p.version, lease: p.lease,
-  };
-}
-
-function pack(kvs: KeyValue[]): Buffer {
-  return Buffer.concat(kvs.map((kv) => packEntry({ ...kv, deleted: false })));
 }

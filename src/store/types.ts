@@ -55,8 +55,8 @@ export interface PackedRangeResponse {
   header: Header;
   packed: Buffer;
   /**
-   * Set instead of `packed` (then empty) by the head cache: one buffer per key-value, each
-   * holding one entry of the same layout (no copy of a whole list into one buffer).
+   * Set instead of `packed` (then empty) by the head cache: one buffer per key-value, each the
+   * key-value's mvccpb.KeyValue encoding (kvbytes.ts), ready to be copied into a response.
    */
   entries?: readonly Buffer[];
   kvs: number;

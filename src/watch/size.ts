@@ -1,3 +1,4 @@
+import { varintSize } from '../store/kvbytes.ts';
 import type { KeyValue, StoreEvent } from '../store/types.ts';
 
 /**
@@ -5,16 +6,6 @@ import type { KeyValue, StoreEvent } from '../store/types.ts';
  * split and fragment responses (etcd limits a fragment by its encoded size) and to count the
  * bytes a slow stream holds. Exact for events; the response header is bounded from above.
  */
-
-export function varintSize(n: number): number {
-  if (n < 0) return 10; // negative int64: ten bytes
-  let s = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    s++;
-  }
-  return s;
-}
 
 function bytesField(len: number): number {
   return len === 0 ? 0 : 1 + varintSize(len) + len;

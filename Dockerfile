@@ -12,6 +12,8 @@ RUN npm run build
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
+# glibc's allocator for multi-megabyte responses: src/alloc.ts says why (MALLOC_TUNABLES there).
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=33554432
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only (the embedded PostgreSQL binaries come with them).

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { MALLOC_TUNABLES } from '../src/alloc.ts';
 import { EmbeddedPostgres } from '../src/db/embedded.ts';
 import { targetFromUrl, targetToUrl, type PgTarget } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
@@ -64,6 +65,11 @@ interface Proc {
 }
 
 /** Spawns a process and resolves once `ready` appears in its output (stdout or stderr). */
+/** pgetcd's environment as its launchers set it (bin/pgetcd.js, npm start, the image): see src/alloc.ts. */
+export function serverEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES || MALLOC_TUNABLES };
+}
+
 async function spawnUntil(file: string, args: string[], ready: string | undefined, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Proc> {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   let out = '';
@@ -162,7 +168,7 @@ export async function startPgetcd(o: PgetcdOptions): Promise<RunningTarget> {
         '--listen-client-urls', `http://127.0.0.1:${port}`, '--listen-metrics-urls', `http://127.0.0.1:${PORTS.pgetcdMetrics[i]}`,
         '--name', `bench${i + 1}`, ...o.extraArgs];
       o.note(`starting pgetcd ${i + 1} on 127.0.0.1:${port}`);
-      procs.push(await spawnUntil(process.execPath, args, 'serving etcd gRPC', 180_000));
+      procs.push(await spawnUntil(process.execPath, args, 'serving etcd gRPC', 180_000, serverEnv()));
       endpoints.push(`127.0.0.1:${port}`);
     }
     if (dataDir) postmaster = pidsWithCmdline(path.join(dataDir, 'pg'));

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { issue, makeCa } from '../test/helpers/certs.ts';
 import { PATHS, Pool } from './grpc.ts';
 import { prefixEnd, putRequest, rangeRequest, scanRange } from './pb.ts';
-import { ROOT } from './targets.ts';
+import { ROOT, serverEnv } from './targets.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -50,7 +50,7 @@ async function freePort(): Promise<number> {
 interface Server { name: string; plain: string; tls: string; child: ChildProcess; stop(): Promise<void> }
 
 function spawnLogged(file: string, args: string[]): { child: ChildProcess; out: () => string } {
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() });
   let out = '';
   const keep = (d: Buffer): void => { out = (out + d.toString()).slice(-100_000); };
   child.stdout!.on('data', keep);

@@ -35,6 +35,7 @@ import { EmbeddedPostgres } from '../src/db/embedded.ts';
 import { targetToUrl } from '../src/db/target.ts';
 import { createLogger } from '../src/log.ts';
 import { loadEtcdProto } from '../src/server/proto.ts';
+import { serverEnv } from './targets.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ETCD_CLIENT_PORT = 23791;
@@ -402,7 +403,7 @@ async function freePort(): Promise<number> {
 }
 
 async function spawnReady(file: string, argv: string[], ready: (out: string) => boolean, timeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() });
   let out = '';
   const keep = (d: Buffer): void => { out = (out + d.toString()).slice(-20_000); };
   child.stdout!.on('data', keep);

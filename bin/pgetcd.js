@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=33554432 node
+// (The allocator setting on the line above is src/alloc.ts's MALLOC_TUNABLES; see there why.)
 // The pgetcd command. An installed package (npm pack, the image) has dist/ and no src/: it runs
 // the compiled JavaScript. A source checkout with its dev dependencies (tsx) runs src/ through
 // tsx instead, so tests and development never run a stale build; `npm start` builds dist/ first.

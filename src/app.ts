@@ -27,6 +27,7 @@ import { instrumentService } from './server/instrument.ts';
 import { autoCompactionPolicy, createOpsComponent } from './ops/component.ts';
 import { healthService } from './server/health.ts';
 import { ping } from './db/ping.ts';
+import { allocatorTuned, MALLOC_TUNABLES } from './alloc.ts';
 import { StoreError } from './store/errors.ts';
 import { etcdBehaviour } from './etcdversion.ts';
 import { AlarmStore } from './maintenance/alarms.ts';
@@ -92,6 +93,9 @@ export class App {
       target = await embedded.start();
     }
     log.info({ database: describeTarget(target), embedded: !!embedded }, 'using PostgreSQL');
+    if (!allocatorTuned()) {
+      log.info({ GLIBC_TUNABLES: MALLOC_TUNABLES }, 'GLIBC_TUNABLES is not set: large lists cost more CPU in page faults (bin/pgetcd.js, npm start and the image set it; see src/alloc.ts)');
+    }
     try {
       await checkSchema(target, cfg.migrate);
       if (cfg.migrate) await migrate(target, log.child({ mod: 'migrate' }));

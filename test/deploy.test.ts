@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { parseConfig } from '../src/config.ts';
+import { MALLOC_TUNABLES } from '../src/alloc.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const K8S = path.join(ROOT, 'deploy', 'kubernetes');
@@ -122,5 +123,15 @@ describe('deployment recipes', () => {
       assert.ok(exprs.includes(family), `the dashboard shows ${family}`);
     }
     assert.equal(svc.grafana!.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, [...mounts.keys()].find((k) => k.endsWith('.json')));
+  });
+  it('every launcher sets the allocator setting of src/alloc.ts', () => {
+    const bin = fs.readFileSync(path.join(ROOT, 'bin', 'pgetcd.js'), 'utf8').split('\n')[0];
+    assert.equal(bin, `#!/usr/bin/env -S GLIBC_TUNABLES=${MALLOC_TUNABLES} node`);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.start, `GLIBC_TUNABLES=${MALLOC_TUNABLES} node dist/main.js`);
+    assert.match(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'), new RegExp(`^ENV GLIBC_TUNABLES=${MALLOC_TUNABLES}$`, 'm'));
+    // The shebang runs: the setting reaches the process (env -S is coreutils' and BSD's).
+    const r = spawnSync(path.join(ROOT, 'bin', 'pgetcd.js'), ['--help'], { encoding: 'utf8', env: { ...process.env, GLIBC_TUNABLES: '' } });
+    assert.equal(r.status, 0, r.stderr);
   });
 });

@@ -32,6 +32,7 @@ Load:     --clients N (1)  --conns N (1)  --total N | --seconds S  --warmup S (1
 Keys:     --key-size N (32)  --val-size N (256)  --prefix P (/bench/<workload>/)
 put:      --keys sequential|random  --key-space N
 range:    --keys N (1)  --op get|list  --limit N  --rev N|-N|loaded  --updates N  --serializable
+          --client node|go (go: lists with etcd's Go clientv3, bench/go/rangeclient)
 txn:      --key-space N (1000)
 mixed:    --read-ratio R (0.9)  --key-space N (10000)
 lease:    --leases N (1000)  --ttl S (60)      (--clients = keep-alive streams)
@@ -50,7 +51,7 @@ const OPTIONS = {
   'warmup': { type: 'string' }, 'repeat': { type: 'string' },
   'key-size': { type: 'string' }, 'val-size': { type: 'string' }, 'prefix': { type: 'string' },
   'keys': { type: 'string' }, 'key-space': { type: 'string' }, 'op': { type: 'string' }, 'limit': { type: 'string' },
-  'rev': { type: 'string' }, 'updates': { type: 'string' }, 'serializable': { type: 'boolean' },
+  'rev': { type: 'string' }, 'client': { type: 'string' }, 'updates': { type: 'string' }, 'serializable': { type: 'boolean' },
   'read-ratio': { type: 'string' }, 'leases': { type: 'string' }, 'ttl': { type: 'string' },
   'load': { type: 'string' }, 'etcdctl': { type: 'string' },
   'only': { type: 'string' }, 'etcd': { type: 'string' }, 'database-url': { type: 'string' }, 'instances': { type: 'string' },

@@ -3,7 +3,9 @@ import { KeySpace, loadKeys, value } from '../keys.ts';
 import { closedLoop, limitsFor, rng } from '../loop.ts';
 import type { Opts } from '../options.ts';
 import { rangeRequest, scanRange } from '../pb.ts';
-import type { CommonOptions, Workload } from '../workload.ts';
+import type { CommonOptions, RunOutput, Workload, WorkloadContext } from '../workload.ts';
+import { buildGoProgram, runGoProgram } from '../goclient.ts';
+import { Recorder } from '../stats.ts';
 
 /**
  * Range: `--keys N` keys are loaded under one prefix, then either single-key gets of random
@@ -12,6 +14,8 @@ import type { CommonOptions, Workload } from '../workload.ts';
  * every page at the first page's revision) and optionally historical (--rev R: absolute when
  * positive, head+R when negative, `loaded` = the revision right after the initial load; use
  * --updates U to rewrite every key U times after the load so that history exists).
+ * `--client go` lists with etcd's Go client instead (bench/go/rangeclient: clientv3, the client
+ * kube-apiserver uses; --clients goroutines on one client; linearizable, head revision only).
  */
 export function rangeWorkload(o: Opts, common: CommonOptions): Workload {
   const n = o.int('keys', 1, 1);
@@ -21,6 +25,9 @@ export function rangeWorkload(o: Opts, common: CommonOptions): Workload {
   const revArg = o.str('rev', '0');
   if (revArg !== 'loaded' && !Number.isInteger(Number(revArg))) throw new Error('--rev must be an integer or "loaded"');
   const serializable = o.bool('serializable');
+  const client = o.oneOf('client', ['node', 'go'] as const, 'node');
+  if (client === 'go' && (op !== 'list' || revArg !== '0' || serializable)) throw new Error('--client go: linearizable lists at the head only (--op list, no --rev, no --serializable)');
+  const goBin = client === 'go' ? buildGoProgram('rangeclient') : undefined;
   const ks = new KeySpace(o.str('prefix', '/bench/range/'), o.int('key-size', 32, 1), n);
   const valSize = o.int('val-size', 256);
   let rev = 0;
@@ -31,7 +38,7 @@ export function rangeWorkload(o: Opts, common: CommonOptions): Workload {
   const unit = op === 'get' ? 'get' : `list of ${n} keys${limit ? ` in pages of ${limit}` : ''}`;
   return {
     name: 'range',
-    params: `clients=${common.clients} conns=${common.conns} keys=${n} op=${op}${limit ? ` limit=${limit}` : ''}${revArg !== '0' ? ` rev=${revArg}` : ''}${updates ? ` updates=${updates}` : ''}${serializable ? ' serializable' : ''} val-size=${valSize}`,
+    params: `${client === 'go' ? 'client=go (clientv3) ' : ''}clients=${common.clients} conns=${common.conns} keys=${n} op=${op}${limit ? ` limit=${limit}` : ''}${revArg !== '0' ? ` rev=${revArg}` : ''}${updates ? ` updates=${updates}` : ''}${serializable ? ' serializable' : ''} val-size=${valSize}`,
     async setup(ctx) {
       ctx.note(`loading ${n} keys of ${valSize} bytes`);
       const loaded = await loadKeys(ctx.pool, ks, n, value(valSize));
@@ -42,6 +49,7 @@ export function rangeWorkload(o: Opts, common: CommonOptions): Workload {
       if (op === 'get') gets = Array.from({ length: n }, (_, i) => rangeRequest(ks.key(i), { revision: rev, serializable }));
     },
     async run(ctx, phase) {
+      if (goBin) return goLists(goBin, ctx, phase.warmup, ks, limit, n, unit);
       pages = 0;
       keysRead = 0;
       const first = rangeRequest(ks.prefix, { rangeEnd: ks.end, limit, revision: rev, serializable });
@@ -78,4 +86,20 @@ export function rangeWorkload(o: Opts, common: CommonOptions): Workload {
       return out;
     },
   };
+}
+
+/** Lists from bench/go/rangeclient; its warm-up is part of the measured run's process. */
+async function goLists(bin: string, ctx: WorkloadContext, warmup: boolean, ks: KeySpace, limit: number, n: number, unit: string): Promise<RunOutput> {
+  const c = ctx.common;
+  if (warmup) return { requests: 0, errors: 0, errorSamples: [], seconds: 0, latency: undefined, unit, extra: {} };
+  if (c.seconds === undefined) throw new Error('--client go needs --seconds');
+  const r = await runGoProgram<{ lists: number; keys: number; errors: number; errorSamples: string[]; seconds: number; latenciesUs: number[] }>(bin, [
+    '-endpoints', ctx.endpoints.join(','), '-prefix', ks.prefix.toString('latin1'), '-end', ks.end.toString('latin1'),
+    '-limit', String(limit), '-clients', String(c.clients), '-seconds', String(c.seconds), '-warmup', String(c.warmup),
+  ]);
+  const latency = new Recorder();
+  for (const us of r.latenciesUs) latency.add(us);
+  const short = r.keys !== r.lists * n ? 1 : 0;
+  if (short) r.errorSamples.push(`listed ${r.keys} keys in ${r.lists} lists, expected ${n} each`);
+  return { requests: r.lists, errors: r.errors + short, errorSamples: r.errorSamples, seconds: r.seconds, latency, unit, extra: { 'keys read/s': Math.round(r.keys / r.seconds) } };
 }

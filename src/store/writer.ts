@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { Sql } from '../db/sql.ts';
+import { ConnectionLoss } from '../db/loss.ts';
 import type { Logger } from '../log.ts';
 import { BatchApplier, collect, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type LogRow } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
@@ -173,17 +174,14 @@ export class Writer {
     const had = this.slots[i];
     if (had && !had.dead) return had;
     if (had) this.discard(i);
-    let fail: (e: unknown) => void = () => undefined;
-    const lost = new Promise<never>((_, reject) => { fail = reject; });
-    lost.catch(() => undefined);
-    const slot: Slot = { sql: undefined as unknown as Sql, dead: false, lost, ready: undefined };
+    const slot: Slot = { sql: undefined as unknown as Sql, dead: false, loss: new ConnectionLoss(), ready: undefined };
     slot.sql = this.opts.connect(() => {
       slot.dead = true;
-      fail(new StoreError('Unavailable', 'connection to PostgreSQL lost'));
+      slot.loss.fail(new StoreError('Unavailable', 'connection to PostgreSQL lost'));
     });
     // postgres.js learns the array types when a client first connects, and array parameters
     // are encoded when a query is built: a new client runs one query before the batch's.
-    slot.ready = Promise.race([slot.sql`SELECT 1`, lost]).then(() => { slot.ready = undefined; });
+    slot.ready = slot.loss.guard(slot.sql`SELECT 1`).then(() => { slot.ready = undefined; });
     slot.ready.catch(() => undefined);
     this.slots[i] = slot;
     return slot;
@@ -216,17 +214,13 @@ export class Writer {
     const meta = conn`SELECT revision, compact_revision, pg_backend_pid() AS pid FROM meta WHERE id = 1 FOR UPDATE` as unknown as Promise<Array<{ revision: number; compact_revision: number; pid: number }>>;
     const rows = readCurrent(conn, rs);
     const leases = readLeases(conn, rs);
-    const [, metaRows, currentRows, leaseRows] = await Promise.race([
-      Promise.all([begin, meta, rows, leases]),
-      slot.lost,
-    ]);
+    const [, metaRows, currentRows, leaseRows] = await slot.loss.guard(Promise.all([begin, meta, rows, leases]));
     const leaseIds = leaseRows.map((r) => r.id);
     // Ranges at a past revision (inside a Txn) take more than one statement; they are rare, so
     // they simply start once the lock is held, and a compaction that committed before it is seen.
-    const histResults = rs.historical.length === 0 ? [] : await Promise.race([
+    const histResults = rs.historical.length === 0 ? [] : await slot.loss.guard(
       Promise.all(rs.historical.map((r) => rangeQuery(conn, r).catch((e: unknown) => (isStoreError(e) ? e : Promise.reject(e))))),
-      slot.lost,
-    ]);
+    );
 
     const m = metaRows[0];
     if (!m) throw new Error('meta row missing');
@@ -312,11 +306,11 @@ export class Writer {
       }
       const conn = p.slot.sql;
       if (p.speculative) {
-        const [row] = await Promise.race([writeFunction(conn, p.applier, p.revision, p.leases ?? [], p.reads ?? []), p.slot.lost]);
+        const [row] = await p.slot.loss.guard(writeFunction(conn, p.applier, p.revision, p.leases ?? [], p.reads ?? []));
         fill({ reads: p.reads ?? [], holes: p.holes ?? [] }, (row as { r: Buffer[] } | undefined)?.r ?? []);
       } else {
         const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
-        await Promise.race([write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`, p.slot.lost]);
+        await p.slot.loss.guard<unknown>(write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`);
       }
     } catch (err) {
       p.failed = true;
@@ -406,11 +400,11 @@ interface Prepared {
   holes?: KeyValue[];
 }
 
-/** A pipeline slot's dedicated connection; `lost` rejects once postgres.js reports it closed. */
+/** A pipeline slot's dedicated connection; `loss` fails its statements once postgres.js reports it closed. */
 interface Slot {
   sql: Sql;
   dead: boolean;
-  lost: Promise<never>;
+  loss: ConnectionLoss;
   /** Set until the client's first connection is up. */
   ready: Promise<void> | undefined;
 }

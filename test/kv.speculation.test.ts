@@ -271,3 +271,60 @@ describe('Writes from the key index (two instances on one database)', () => {
     }
   });
 });
+
+describe('Own commits whose predecessors only the head cache holds', () => {
+  it('a range delete over keys written before this instance started is delivered locally with every prev_kv', async () => {
+    // The first instance writes the keys and stops; the second starts with an empty watch ring
+    // but loads the keys into its head cache, so the delete's prev_kvs can only come from there.
+    const first = await startServer();
+    const raw1 = rawClients(first.endpoint);
+    const values = new Map<string, string>();
+    for (let i = 0; i < 40; i++) {
+      const v = `v${i}-`.padEnd(100 + i, 'x');
+      await raw1.call('KV', 'Put', { key: B(`/c/k${String(i).padStart(2, '0')}`), value: B(v) });
+      values.set(`/c/k${String(i).padStart(2, '0')}`, v);
+    }
+    await raw1.call('KV', 'Put', { key: B('/c/k00'), value: B('latest') }); // version 2
+    values.set('/c/k00', 'latest');
+    raw1.close();
+    await first.stop();
+    const srv = await startServer({ databaseUrl: first.databaseUrl });
+    const raw = rawClients(srv.endpoint);
+    const w = new RawWatch(raw);
+    try {
+      await waitFor('the head cache to load', async () => (srv.app.store.cacheStats()!.revision >= 0 ? true : undefined));
+      await indexReady(srv);
+      const stats = () => (srv.app.components[0] as WatchComponent).stats().feed;
+      await w.watch({ key: B('/c/'), range_end: B('/c0'), prev_kv: true });
+      // Give the feed's start-up read and the watch's creation time to settle.
+      await new Promise((r) => setTimeout(r, 300));
+      const local0 = stats().localDeliveries;
+      const reads0 = stats().reads;
+      // A put that replaces a key also gets its prev_kv from the cache, and its own kv.
+      await raw.call('KV', 'Put', { key: B('/c/k01'), value: B('new'), prev_kv: true });
+      const del = await raw.call('KV', 'DeleteRange', { key: B('/c/'), range_end: B('/c0') });
+      assert.equal(Number(del.deleted), 40);
+      const evs = [];
+      while (evs.length < 41) evs.push(...(await w.next()).events);
+      assert.deepEqual(evs[0].kv.value.toString(), 'new');
+      assert.deepEqual(evs[0].prev_kv!.value.toString(), values.get('/c/k01'));
+      values.set('/c/k01', 'new');
+      const dels = evs.slice(1);
+      assert.deepEqual(dels.map((e) => e.type), Array(40).fill(1));
+      for (const e of dels) {
+        const k = e.kv.key.toString();
+        assert.equal(e.prev_kv?.value.toString(), values.get(k), k);
+        assert.equal(Number(e.prev_kv!.version), k === '/c/k00' || k === '/c/k01' ? 2 : 1, k);
+        assert.equal(e.prev_kv!.key.toString(), k);
+        assert.equal(e.kv.value.length, 0);
+      }
+      // Both commits went to watchers from the writer's rows and the cache, without a read of
+      // kv_log (a notification arriving while a commit was in flight may still start one).
+      assert.equal(stats().localDeliveries - local0, 2, `local deliveries ${stats().localDeliveries - local0}, reads ${stats().reads - reads0}`);
+    } finally {
+      w.close();
+      raw.close();
+      await srv.stop();
+    }
+  });
+});

@@ -164,22 +164,25 @@ export class HeadCache {
    * The changes of revisions (from, to], every one, in order. Applied when they continue the
    * cache; a gap from a gapless source (the feed) drops it, a gap from this instance's own
    * commits only means the feed has yet to bring what came before (see KeyIndex.advance).
+   * `before`, when given, is filled with each changed key's entry as it was before the batch
+   * (null: the key did not exist), for a caller that wants the versions a batch replaced.
+   * True when the batch was applied.
    */
-  advance(from: number, to: number, changes: Iterable<CacheChange>, gapless: boolean): void {
+  advance(from: number, to: number, changes: Iterable<CacheChange>, gapless: boolean, before?: Map<string, Buffer | null>): boolean {
     if (this.loading) {
       this.loading.push({ from, to, changes: [...changes], gapless });
-      return;
+      return false;
     }
-    if (this.revision < 0 || to <= this.revision) return;
+    if (this.revision < 0 || to <= this.revision) return false;
     if (from > this.revision) {
       if (gapless) this.drop();
-      return;
+      return false;
     }
     // Keys whose presence may change: whether each was present before this batch.
     const touched = new Map<string, boolean>();
     for (const c of changes) {
       if (c.mod_revision <= this.revision) continue;
-      this.apply(c, touched);
+      this.apply(c, touched, before);
     }
     this.reorder(touched);
     this.revision = to;
@@ -187,15 +190,22 @@ export class HeadCache {
       this.overflowAt = performance.now();
       this.overflows++;
       this.drop();
-      return;
+      return false;
     }
     this.wake();
+    return true;
+  }
+
+  /** The key's entry now (mvccpb.KeyValue bytes, never modified: callers may keep views of it). */
+  entry(k: string): Buffer | undefined {
+    return this.entries.get(k);
   }
 
   /** Applies one change to the entries; `sorted` is brought up to date by reorder(). */
-  private apply(c: CacheChange, touched: Map<string, boolean>): void {
+  private apply(c: CacheChange, touched: Map<string, boolean>, before: Map<string, Buffer | null> | undefined): void {
     const k = c.key.toString('latin1');
     const old = this.entries.get(k);
+    if (before && !before.has(k)) before.set(k, old ?? null);
     if (old) this.bytes -= entrySize(k, old);
     if (c.deleted || !old) {
       if (!touched.has(k)) touched.set(k, old !== undefined);

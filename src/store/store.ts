@@ -4,17 +4,28 @@ import { Compactor, type CompactionObserver } from './compactor.ts';
 import { StoreError } from './errors.ts';
 import { HeadCache, type HeadCacheStats } from './headcache.ts';
 import { KeyIndex, type IndexChange, type IndexStats } from './keyindex.ts';
+import { decodeKeyValue } from './kvbytes.ts';
 import { dbCall } from './pgerrors.ts';
 import { packedRangeQuery } from './reader.ts';
 import { PageCounts } from './pagecounts.ts';
 import { RevisionGuard } from './regression.ts';
 import type { Standbys } from './standbys.ts';
 import type {
-  CompactResponse, DeleteRangeRequest, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
+  CompactResponse, DeleteRangeRequest, KeyValue, PackedRangeResponse, DeleteRangeResponse, LeaseGrantResult, LeaseRevokeResult,
   PutRequest, PutResponse, RangeRequest, TxnRequest, TxnResponse,
 } from './types.ts';
 import { checkDelete, checkPut, checkRange, checkTxn, isTxnReadOnly } from './validate.ts';
 import { Writer, type Commit, type WriteObserver } from './writer.ts';
+
+/**
+ * A commit of this instance as the store's listeners see it. `versionOf` (when the head cache
+ * applied the commit) gives a key's version at a revision without a read, when it is the
+ * version the batch replaced or the one it left: its key and value are views into the cache's
+ * entry, which is never modified, so they may be kept (the watch ring does, instead of a copy).
+ */
+export interface StoreCommit extends Commit {
+  versionOf?: (keyStr: string, revision: number) => KeyValue | undefined;
+}
 
 /** Paginated lists whose next page's count is remembered (see PageCounts). */
 const PAGE_COUNTS = 1024;
@@ -62,7 +73,7 @@ export class Store {
   private readonly pageCounts = new PageCounts(PAGE_COUNTS);
   private indexLoad: Promise<void> | undefined;
   private closed = false;
-  private readonly commitListeners: Array<(c: Commit) => void> = [];
+  private readonly commitListeners: Array<(c: StoreCommit) => void> = [];
   private readonly settleListeners: Array<() => void> = [];
 
   constructor(readonly sql: Sql, private readonly opts: StoreOptions) {
@@ -85,8 +96,8 @@ export class Store {
       maxBatchBytes: opts.maxBatchBytes,
       connect: opts.connect,
       onCommit: (c) => {
-        this.cache?.advance(c.from, c.to, c.rows, false);
-        for (const l of this.commitListeners) l(c);
+        const sc = this.applyCommitToCache(c);
+        for (const l of this.commitListeners) l(sc);
       },
       onSettled: () => { for (const l of this.settleListeners) l(); },
       ...(opts.keyIndex === false ? {} : { index: this.index }),
@@ -150,8 +161,33 @@ export class Store {
     return this.index.stats();
   }
 
+  /**
+   * Moves the head cache over this instance's commit; when it applied, the commit carries the
+   * versions the batch replaced and wrote, read from the cache's entries (see StoreCommit).
+   */
+  private applyCommitToCache(c: Commit): StoreCommit {
+    const cache = this.cache;
+    if (!cache) return c;
+    const before = new Map<string, Buffer | null>();
+    if (!cache.advance(c.from, c.to, c.rows, false, before)) return c;
+    return {
+      ...c,
+      versionOf: (k, revision) => {
+        const b = before.get(k);
+        if (b) {
+          const kv = decodeKeyValue(b);
+          if (kv.mod_revision === revision) return kv;
+        }
+        const now = cache.entry(k);
+        if (!now) return undefined;
+        const kv = decodeKeyValue(now);
+        return kv.mod_revision === revision ? kv : undefined;
+      },
+    };
+  }
+
   /** Called after every local commit that created revisions (the watch hub listens here). */
-  onCommit(listener: (c: Commit) => void): void {
+  onCommit(listener: (c: StoreCommit) => void): void {
     this.commitListeners.push(listener);
   }
 

@@ -67,7 +67,7 @@ export function createWatchComponent(ctx: ServerContext): WatchComponent {
     localBusy: () => ctx.store.writing,
   });
   // Our own commits need not wait for the notification's round trip.
-  ctx.store.onCommit((c) => feed.committed(c.from, c.to, () => localEvents(c.rows, (k) => hub.ring.last(k))));
+  ctx.store.onCommit((c) => feed.committed(c.from, c.to, () => localEvents(c.rows, (k) => hub.ring.last(k), c.versionOf)));
   ctx.store.onSettled(() => feed.settled());
   const sessionOpts = {
     progressIntervalMs: ctx.cfg.progressNotifyIntervalMs,

@@ -144,14 +144,14 @@ function toEvents(rows: Row[]): FeedEvent[] {
 }
 
 /** An event as the hub keeps it, from the changed kv and the version it replaced. */
-export function feedEvent(deleted: boolean, kv: KeyValue, prev: KeyValue | null): FeedEvent {
+export function feedEvent(deleted: boolean, kv: KeyValue, prev: KeyValue | null, keyStr = kv.key.toString('latin1')): FeedEvent {
   const type = deleted ? 1 : 0;
   const bare: StoreEvent = { type, kv, prev_kv: null };
   const event: StoreEvent = prev ? { type, kv, prev_kv: prev } : bare;
   const bareSize = eventFieldSize(bare);
   return {
     revision: kv.mod_revision,
-    keyStr: kv.key.toString('latin1'),
+    keyStr,
     event,
     bare,
     size: prev ? eventFieldSize(event) : bareSize,

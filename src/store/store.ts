@@ -27,6 +27,13 @@ export interface StoreCommit extends Commit {
   versionOf?: (keyStr: string, revision: number) => KeyValue | undefined;
 }
 
+/** The key-value in a head cache entry, if it is the version written at `revision`. */
+function versionIn(entry: Buffer | null | undefined, revision: number): KeyValue | undefined {
+  if (!entry) return undefined;
+  const kv = decodeKeyValue(entry);
+  return kv.mod_revision === revision ? kv : undefined;
+}
+
 /** Paginated lists whose next page's count is remembered (see PageCounts). */
 const PAGE_COUNTS = 1024;
 /**
@@ -172,17 +179,7 @@ export class Store {
     if (!cache.advance(c.from, c.to, c.rows, false, before)) return c;
     return {
       ...c,
-      versionOf: (k, revision) => {
-        const b = before.get(k);
-        if (b) {
-          const kv = decodeKeyValue(b);
-          if (kv.mod_revision === revision) return kv;
-        }
-        const now = cache.entry(k);
-        if (!now) return undefined;
-        const kv = decodeKeyValue(now);
-        return kv.mod_revision === revision ? kv : undefined;
-      },
+      versionOf: (k, revision) => versionIn(before.get(k), revision) ?? versionIn(cache.entry(k), revision),
     };
   }
 

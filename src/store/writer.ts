@@ -172,13 +172,10 @@ export class Writer {
   /** The slot's connection, opened anew when there is none or it was lost. */
   private connection(i: number): Slot {
     const had = this.slots[i];
-    if (had && !had.dead) return had;
+    if (had && !had.loss.lost) return had;
     if (had) this.discard(i);
-    const slot: Slot = { sql: undefined as unknown as Sql, dead: false, loss: new ConnectionLoss(), ready: undefined };
-    slot.sql = this.opts.connect(() => {
-      slot.dead = true;
-      slot.loss.fail(new StoreError('Unavailable', 'connection to PostgreSQL lost'));
-    });
+    const slot: Slot = { sql: undefined as unknown as Sql, loss: new ConnectionLoss(), ready: undefined };
+    slot.sql = this.opts.connect(() => slot.loss.fail(new StoreError('Unavailable', 'connection to PostgreSQL lost')));
     // postgres.js learns the array types when a client first connects, and array parameters
     // are encoded when a query is built: a new client runs one query before the batch's.
     slot.ready = slot.loss.guard(slot.sql`SELECT 1`).then(() => { slot.ready = undefined; });
@@ -265,7 +262,7 @@ export class Writer {
   private speculate(i: number, ms: Mutation[]): Prepared | undefined {
     const index = this.opts.index;
     const slot = this.slots[i];
-    if (!index || !slot || slot.dead || slot.ready || !index.ready || this.commitsInFlight > 0) return undefined;
+    if (!index || !slot || slot.loss.lost || slot.ready || !index.ready || this.commitsInFlight > 0) return undefined;
     const base = index.revision;
     const s = speculate(ms, base, (k) => index.get(k));
     if (!s) return undefined;
@@ -403,7 +400,6 @@ interface Prepared {
 /** A pipeline slot's dedicated connection; `loss` fails its statements once postgres.js reports it closed. */
 interface Slot {
   sql: Sql;
-  dead: boolean;
   loss: ConnectionLoss;
   /** Set until the client's first connection is up. */
   ready: Promise<void> | undefined;

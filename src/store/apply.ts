@@ -57,6 +57,8 @@ export interface LogRow {
   kind: string;
   key: Buffer;
   value: Buffer;
+  /** `key` as a latin1 string: handed on to the key index, the head cache and the watch ring. */
+  keyStr: string;
 }
 
 /**
@@ -153,7 +155,7 @@ export class BatchApplier {
     const seen = new Set<string>();
     for (let i = this.logRows.length - 1; i >= 0; i--) {
       const r = this.logRows[i]!;
-      const k = r.key.toString('latin1');
+      const k = r.keyStr;
       if (!seen.has(k)) {
         seen.add(k);
         r.final = true;
@@ -258,7 +260,7 @@ export class BatchApplier {
     this.logRows.push({
       final: false, mod_revision: rev, sub: w.changes++, create_revision: entry.create_revision,
       prev_revision: prev ? prev.mod_revision : 0, version: entry.version, lease: entry.lease,
-      deleted: false, kind: entry.kind, key: entry.key, value: entry.value,
+      deleted: false, kind: entry.kind, key: entry.key, value: entry.value, keyStr: k,
     });
     if (!prev) this.sortedCache = undefined;
     else if (this.sortedCache) this.sortedCache[this.sortedIndex(req.key)] = entry;
@@ -283,7 +285,7 @@ export class BatchApplier {
     const k = e.key.toString('latin1');
     this.logRows.push({
       final: false, mod_revision: rev, sub: w.changes++, create_revision: 0, prev_revision: e.mod_revision,
-      version: 0, lease: '0', deleted: true, kind: e.kind, key: e.key, value: EMPTY,
+      version: 0, lease: '0', deleted: true, kind: e.kind, key: e.key, value: EMPTY, keyStr: k,
     });
     this.live.delete(k);
     this.sortedCache = undefined;

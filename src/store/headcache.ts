@@ -13,6 +13,8 @@ export interface CacheChange {
   version: number;
   lease: string;
   value?: Buffer;
+  /** The key as a latin1 string, when the producer has one (see IndexChange.keyStr). */
+  keyStr?: string;
 }
 
 export interface HeadCacheStats {
@@ -203,7 +205,7 @@ export class HeadCache {
 
   /** Applies one change to the entries; `sorted` is brought up to date by reorder(). */
   private apply(c: CacheChange, touched: Map<string, boolean>, before: Map<string, Buffer | null> | undefined): void {
-    const k = c.key.toString('latin1');
+    const k = c.keyStr ?? c.key.toString('latin1');
     const old = this.entries.get(k);
     if (before && !before.has(k)) before.set(k, old ?? null);
     if (old) this.bytes -= entrySize(k, old);

@@ -18,6 +18,11 @@ export interface IndexChange {
   lease: string;
   /** The value, for the head cache (headcache.ts); the index ignores it. */
   value?: Buffer;
+  /**
+   * The key as a latin1 string, when the producer has made one: the index, the head cache and
+   * the watch ring then hold one string per key instead of a copy each.
+   */
+  keyStr?: string;
 }
 
 export interface IndexStats {
@@ -117,7 +122,7 @@ export class KeyIndex {
     }
     for (const c of changes) {
       if (c.mod_revision <= this.revision) continue;
-      const k = c.key.toString('latin1');
+      const k = c.keyStr ?? c.key.toString('latin1');
       if (c.deleted) this.keys.delete(k);
       else this.keys.set(k, { create_revision: c.create_revision, mod_revision: c.mod_revision, version: c.version, lease: c.lease });
     }

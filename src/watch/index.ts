@@ -18,7 +18,7 @@ function indexChanges(events: FeedEvent[]): IndexChange[] {
     const kv = e.event.kv;
     return {
       key: kv.key, deleted: e.event.type === 1, create_revision: kv.create_revision, mod_revision: kv.mod_revision,
-      version: kv.version, lease: kv.lease, value: kv.value,
+      version: kv.version, lease: kv.lease, value: kv.value, keyStr: e.keyStr,
     };
   });
 }

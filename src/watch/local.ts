@@ -24,6 +24,8 @@ export interface CommittedRow {
   prev_revision: number;
   version: number;
   lease: string;
+  /** The key as a latin1 string, when the writer made one (shared with the ring's event). */
+  keyStr?: string;
 }
 
 /**
@@ -43,7 +45,7 @@ export function localEvents(
   const out: FeedEvent[] = [];
   const batchLast = new Map<string, FeedEvent>();
   for (const r of rows) {
-    const k = r.key.toString('latin1');
+    const k = r.keyStr ?? r.key.toString('latin1');
     let prev: KeyValue | null = null;
     if (r.prev_revision > 0) {
       const before = batchLast.get(k) ?? ringLast(k);

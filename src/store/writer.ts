@@ -5,6 +5,7 @@ import type { Logger } from '../log.ts';
 import { BatchApplier, collect, newReadSet, type Entry, type Mutation, type MutationResult, type MutationResults, type ReadSet, type LogRow } from './apply.ts';
 import { StoreError, isStoreError } from './errors.ts';
 import { rangeQuery } from './reader.ts';
+import { isFromKey, isSingleKey } from './rangeview.ts';
 import type { KeyValue, RangeRequest, RangeResponse } from './types.ts';
 import { toUnavailable } from './pgerrors.ts';
 import { kindOf as kindOfKey } from './kind.ts';
@@ -74,6 +75,8 @@ export interface WriterStats {
   /** Batches written in one round trip from the key index, and those whose check failed. */
   speculative: number;
   speculationMisses: number;
+  /** Batches whose rows PostgreSQL made from a deleted range (wholeRangeDelete). */
+  wholeRangeDeletes: number;
 }
 
 interface CurrentRow {
@@ -94,7 +97,7 @@ interface CurrentRow {
  * the batch's reads, one (a pgetcd_write call that checks the index was current).
  */
 export class Writer {
-  readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0, speculative: 0, speculationMisses: 0 };
+  readonly stats: WriterStats = { batches: 0, mutations: 0, failedBatches: 0, speculative: 0, speculationMisses: 0, wholeRangeDeletes: 0 };
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
   private closed = false;
@@ -243,7 +246,10 @@ export class Writer {
         throw e;
       }
     });
-    return { results, applier, revision: m.revision, compactRevision: m.compact_revision, pid: m.pid, slot, speculative: false, failed: false };
+    return {
+      results, applier, revision: m.revision, compactRevision: m.compact_revision, pid: m.pid, slot, speculative: false, failed: false,
+      wholeRange: wholeRangeDelete(ms, applier),
+    };
   }
 
   /**
@@ -306,7 +312,7 @@ export class Writer {
         const [row] = await p.slot.loss.guard(writeFunction(conn, p.applier, p.revision, p.leases ?? [], p.reads ?? []));
         fill({ reads: p.reads ?? [], holes: p.holes ?? [] }, (row as { r: Buffer[] } | undefined)?.r ?? []);
       } else {
-        const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid);
+        const write = writeStatement(conn, p.applier, p.revision, p.compactRevision, p.pid, p.wholeRange);
         await p.slot.loss.guard<unknown>(write ? Promise.all([write, conn`COMMIT`]) : conn`COMMIT`);
       }
     } catch (err) {
@@ -325,6 +331,7 @@ export class Writer {
       return;
     }
     if (p.speculative) this.stats.speculative++;
+    if (p.wholeRange) this.stats.wholeRangeDeletes++;
     this.opts.observer?.batchCommitted(batch.length, batchBytes(batch), (performance.now() - t0) / 1000, p.speculative);
     if (p.applier.revision > p.revision) {
       this.opts.index?.advance(p.revision, p.applier.revision, p.applier.logRows, false);
@@ -395,6 +402,38 @@ interface Prepared {
   /** Speculative batches: keys whose values pgetcd_write reads for the answers, and where they go. */
   reads?: Buffer[];
   holes?: KeyValue[];
+  /** A batch that is one large DeleteRange: its rows are made in SQL (see wholeRangeDelete). */
+  wholeRange?: WholeRange;
+}
+
+/** A DeleteRange whose victims are every live key of [key, end) (end undefined: no end), all of one kind. */
+interface WholeRange {
+  key: Buffer;
+  end: Buffer | undefined;
+  kind: string;
+}
+
+/** Victims from which a DeleteRange's log rows are made by PostgreSQL instead of sent to it. */
+export const WHOLE_RANGE_MIN_ROWS = 256;
+
+/**
+ * A batch that is a single DeleteRange over many keys of one kind (etcdctl del --prefix, a
+ * namespace's leftovers, check perf's cleanup): its log rows are exactly "every live key of the
+ * range, in key order, deleted at one revision", which the write statement can make from
+ * kv_current itself. Sending them instead costs a parameter per key and column (60,000 keys of
+ * 256 bytes: a 31 MB hex text message built and copied by Node). The rows the applier made stay
+ * the batch's rows in memory (watch events, the key index, the head cache); the statement checks
+ * it wrote as many. Sound because the batch read the range under the meta lock in the same
+ * transaction, and every writer of kv_current takes that lock first.
+ */
+function wholeRangeDelete(ms: Mutation[], a: BatchApplier): WholeRange | undefined {
+  const m = ms[0];
+  if (ms.length !== 1 || m?.type !== 'delete' || isSingleKey(m.delete.range_end)) return undefined;
+  const rows = a.logRows;
+  if (rows.length < WHOLE_RANGE_MIN_ROWS || a.leaseInserts.length > 0 || a.leaseDeletes.length > 0) return undefined;
+  const kind = rows[0]!.kind;
+  for (const r of rows) if (!r.deleted || r.kind !== kind) return undefined;
+  return { key: m.delete.key, end: isFromKey(m.delete.range_end) ? undefined : m.delete.range_end, kind };
 }
 
 /** A pipeline slot's dedicated connection; `loss` fails its statements once postgres.js reports it closed. */
@@ -481,10 +520,21 @@ function writeFunction(conn: Sql, a: BatchApplier, expected: number, leases: str
 }
 
 /** All of a batch's changes in one statement of data-modifying CTEs (one round trip). */
-function writeStatement(conn: Sql, a: BatchApplier, revision: number, compactRevision: number, pid: number): Fragment | undefined {
+function writeStatement(conn: Sql, a: BatchApplier, revision: number, compactRevision: number, pid: number, whole?: WholeRange): Fragment | undefined {
   const ctes: Fragment[] = [];
   const rows = a.logRows;
-  if (rows.length > 0) {
+  let check: Fragment | undefined;
+  if (rows.length > 0 && whole) {
+    const rev = rows[0]!.mod_revision;
+    const end = whole.end ? conn`AND c.key < ${whole.end}::bytea` : conn``;
+    ctes.push(conn`d AS (DELETE FROM kv_current c WHERE c.key >= ${whole.key}::bytea ${end} RETURNING c.key, c.mod_revision)`);
+    ctes.push(conn`l AS (INSERT INTO kv_log (mod_revision, sub, create_revision, prev_revision, version, lease, deleted, kind, key, value)
+      SELECT ${rev}::int8, (row_number() OVER (ORDER BY d.key) - 1)::int4, 0, d.mod_revision, 0, 0, true, ${whole.kind}::text, d.key, '\\x'::bytea
+      FROM d RETURNING 1)`);
+    // The range held the keys the batch read (the lock): anything else is a bug, and aborts.
+    ctes.push(conn`n AS (SELECT 1 / (count(*) = ${rows.length}::int8)::int AS ok FROM l)`);
+    check = conn`, n`;
+  } else if (rows.length > 0) {
     a.markFinal();
     // Every row is sent once; kv_current takes each key's final row from the same source.
     ctes.push(conn`src AS (SELECT * FROM unnest(${rowArrays(conn, rows)})
@@ -514,5 +564,5 @@ function writeStatement(conn: Sql, a: BatchApplier, revision: number, compactRev
   // outside any transaction: the guard then fails it (division by zero) before anything lands.
   let q = conn`g AS (SELECT 1 / (pg_backend_pid() = ${pid}::int4 AND transaction_timestamp() < statement_timestamp())::int AS ok)`;
   for (const c of ctes) q = conn`${q}, ${c}`;
-  return conn`WITH ${q} SELECT ok FROM g`;
+  return conn`WITH ${q} SELECT g.ok FROM g${check ?? conn``}`;
 }

@@ -110,7 +110,7 @@ function main(): void {
     const cp = cpu('pgetcd');
     const ce = cpu('etcd');
     const cpuRatio = cp !== undefined && ce !== undefined && ce > 0 ? `${fmt(cp / ce)}×` : '—';
-    lines.push(`| ${row.label} | ${fmt(ratio)}× | ${fmt(p)} vs ${fmt(e)} ${row.unit} | ${cpuRatio} | ${row.target} | \`${args.slice(0, -4).join(' ')}\` |`);
+    lines.push(`| ${row.label} | ${fmt(ratio)}× | ${fmt(p)} vs ${fmt(e)} ${row.unit} | ${cpuRatio} | ${row.target} | \`${args.slice(0, -3).join(' ')}\` |`);
   }
   console.log(`pgetcd ${commit} against etcd, ${new Date().toISOString()}, ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)}`);
   console.log('| workload | pgetcd/etcd | pgetcd vs etcd | server CPU per request (pgetcd/etcd) | target | `npm run bench --` |');

@@ -2,6 +2,7 @@ import type { Sql } from '../db/sql.ts';
 import { StoreError } from './errors.ts';
 import { decodeKeyValue, encodeKeyValue, withoutValue } from './kvbytes.ts';
 import { finishRange, isFromKey, isSingleKey } from './rangeview.ts';
+import { SortedKeys } from './sortedkeys.ts';
 import type { KeyValue, PackedRangeResponse, RangeRequest } from './types.ts';
 
 /** One committed change as the cache takes it: a kv_log row with its value. */
@@ -54,9 +55,6 @@ function entrySize(k: string, e: Buffer): number {
   return e.length + k.length + PER_KEY_OVERHEAD;
 }
 
-/** Up to this many keys entering or leaving in one batch are spliced one by one. */
-const REORDER_SPLICE_MAX = 64;
-
 /**
  * The live keys with their values (kv_current in memory), complete as of `revision`, kept in key
  * order, like kube-apiserver's watch cache: a Range at the current revision is answered without
@@ -75,7 +73,7 @@ export class HeadCache {
   revision = -1;
   private entries = new Map<string, Buffer>();
   /** The keys of `entries` in byte order (latin1 strings compare as their bytes). */
-  private sorted: string[] = [];
+  private readonly order = new SortedKeys();
   private bytes = 0;
   private loading: Array<{ from: number; to: number; changes: CacheChange[]; gapless: boolean }> | undefined;
   /** Changes after `historyFrom`, in revision order: which keys changed after a past revision. */
@@ -148,7 +146,7 @@ export class HeadCache {
       }
       // ORDER BY key sorts by PostgreSQL's bytea order, which is the byte order of the strings.
       this.entries = entries;
-      this.sorted = sorted;
+      this.order.reset(sorted);
       this.bytes = bytes;
       this.revision = Math.max(revision, 0);
       this.overflows = 0;
@@ -203,7 +201,7 @@ export class HeadCache {
     return this.entries.get(k);
   }
 
-  /** Applies one change to the entries; `sorted` is brought up to date by reorder(). */
+  /** Applies one change to the entries; the key order is brought up to date by reorder(). */
   private apply(c: CacheChange, touched: Map<string, boolean>, before: Map<string, Buffer | null> | undefined): void {
     const k = c.keyStr ?? c.key.toString('latin1');
     const old = this.entries.get(k);
@@ -222,35 +220,13 @@ export class HeadCache {
     this.remember(c.mod_revision, k);
   }
 
-  /**
-   * Brings `sorted` in line with the entries after a batch. A few keys are spliced in or out one
-   * by one; many (a range delete, a bulk load of new keys) in one filter-and-merge pass, so that
-   * a batch of m key changes over n keys costs O(n + m log m), not O(n * m) with the event loop
-   * held all along.
-   */
+  /** Tells the key order which keys came and went in a batch. */
   private reorder(touched: Map<string, boolean>): void {
-    const added: string[] = [];
-    const removed = new Set<string>();
     for (const [k, was] of touched) {
       const now = this.entries.has(k);
-      if (now && !was) added.push(k);
-      else if (!now && was) removed.add(k);
+      if (now && !was) this.order.add(k);
+      else if (!now && was) this.order.remove(k);
     }
-    if (added.length + removed.size <= REORDER_SPLICE_MAX) {
-      for (const k of removed) this.sorted.splice(this.lowerBound(k), 1);
-      for (const k of added) this.sorted.splice(this.lowerBound(k), 0, k);
-      return;
-    }
-    added.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const kept = removed.size > 0 ? this.sorted.filter((k) => !removed.has(k)) : this.sorted;
-    const merged: string[] = new Array<string>(kept.length + added.length);
-    let i = 0;
-    let j = 0;
-    let o = 0;
-    while (i < kept.length && j < added.length) merged[o++] = kept[i]! < added[j]! ? kept[i++]! : added[j++]!;
-    while (i < kept.length) merged[o++] = kept[i++]!;
-    while (j < added.length) merged[o++] = added[j++]!;
-    this.sorted = merged;
   }
 
   private remember(revision: number, k: string): void {
@@ -277,7 +253,7 @@ export class HeadCache {
   /** Forgets everything until load() runs again; callers waiting for a revision go to SQL. */
   drop(): void {
     this.entries = new Map();
-    this.sorted = [];
+    this.order.reset([]);
     this.bytes = 0;
     this.revision = -1;
     this.resetHistory(-1);
@@ -308,17 +284,6 @@ export class HeadCache {
       else keep.push(w);
     }
     this.waiters = keep;
-  }
-
-  private lowerBound(k: string): number {
-    let lo = 0;
-    let hi = this.sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.sorted[mid]! < k) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   /** True when a key in the request's range changed after `revision` (or it is not known). */
@@ -357,7 +322,10 @@ export class HeadCache {
       if (req.revision < revision && this.changedAfter(req, req.revision)) return undefined;
     }
     this.counters.hits++;
-    const [lo, hi] = this.bounds(req);
+    if (isSingleKey(req.range_end)) return this.get(req, revision);
+    const keys = this.order.ordered();
+    const lo = this.order.lowerBound(req.key.toString('latin1'));
+    const hi = isFromKey(req.range_end) ? keys.length : this.order.lowerBound(req.range_end.toString('latin1'));
     const count = Math.max(0, hi - lo);
     const header = { revision };
     if (req.count_only || count === 0) return { header, packed: EMPTY, kvs: 0, more: false, count };
@@ -365,27 +333,25 @@ export class HeadCache {
       const take = req.limit > 0 ? Math.min(count, req.limit) : count;
       const parts: Buffer[] = [];
       for (let i = lo; i < lo + take; i++) {
-        const e = this.entries.get(this.sorted[i]!)!;
+        const e = this.entries.get(keys[i]!)!;
         parts.push(req.keys_only ? withoutValue(e) : e);
       }
       return { header, packed: EMPTY, entries: parts, kvs: take, more: take < count, count };
     }
     const kvs: KeyValue[] = [];
-    for (let i = lo; i < hi; i++) kvs.push(decodeKeyValue(this.entries.get(this.sorted[i]!)!));
+    for (let i = lo; i < hi; i++) kvs.push(decodeKeyValue(this.entries.get(keys[i]!)!));
     const r = finishRange(req, kvs, revision);
     return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count };
   }
 
-  /** Indexes [lo, hi) of the request's keys in `sorted`. */
-  private bounds(req: RangeRequest): [number, number] {
-    const k = req.key.toString('latin1');
-    if (isSingleKey(req.range_end)) {
-      const i = this.lowerBound(k);
-      return this.sorted[i] === k ? [i, i + 1] : [i, i];
-    }
-    const lo = this.lowerBound(k);
-    const hi = isFromKey(req.range_end) ? this.sorted.length : this.lowerBound(req.range_end.toString('latin1'));
-    return [lo, hi];
+  /** A Range of one key: its entry, without the key order. */
+  private get(req: RangeRequest, revision: number): PackedRangeResponse {
+    const header = { revision };
+    const e = this.entries.get(req.key.toString('latin1'));
+    if (req.count_only || !e) return { header, packed: EMPTY, kvs: 0, more: false, count: e ? 1 : 0 };
+    if (this.keyOrderedUnfiltered(req)) return { header, packed: EMPTY, entries: [req.keys_only ? withoutValue(e) : e], kvs: 1, more: false, count: 1 };
+    const r = finishRange(req, [decodeKeyValue(e)], revision);
+    return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count: 1 };
   }
 
   private keyOrderedUnfiltered(req: RangeRequest): boolean {

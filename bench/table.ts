@@ -51,8 +51,8 @@ const ROWS: Row[] = [
 ];
 
 const NOT_HERE = [
-  ['watch put→event p99, 10,000-write burst from 50 writers, 2 instances', '≤ 2× etcd', 'not run by this mode (bench/watch.ts)'],
-  ['100,000 keys + 10,000 watchers', '≤ 300 MiB', 'not run by this mode (`node --import tsx bench/watch.ts --keys 100000`)'],
+  ['watch put→event p99, 10,000-write burst from 50 writers, 2 instances', '≤ 2× etcd', 'not run by this mode: `node --import tsx bench/watch.ts --keys 100000`, row "burst: put->event p99", column "pgetcd A->B"'],
+  ['100,000 keys + 10,000 watchers', '≤ 300 MiB', 'not run by this mode: the same command, row "server RSS, 100000 keys + watchers"'],
 ];
 
 function num(v: number | string | undefined): number | undefined {

@@ -4,11 +4,15 @@
  * watch; the same workload against a fresh etcd when `etcd` is on PATH, side by side.
  *
  *   node --import tsx bench/watch.ts [--watchers 10000] [--rate 1000] [--seconds 5]
- *        [--samples 300] [--keys 0] [--only pgetcd|etcd] [--database-url URL] [--quick]
+ *        [--samples 300] [--keys 0] [--burst 10000] [--burst-writers 50] [--only pgetcd|etcd]
+ *        [--database-url URL] [--quick]
  *
  * --keys N first stores N keys (256-byte values) on each fresh server, so that the server RSS
  * row shows the memory of N keys and --watchers watchers together (issue #7's memory target:
  * --keys 100000 with 10,000 watchers).
+ * --burst N: N puts as fast as --burst-writers closed-loop writers (over 10 connections) can send
+ * them, put->event latency of each at one prefix watcher (the performance issue's row: 10,000
+ * writes from 50 writers, watched on the other instance: the "pgetcd A->B" column).
  *   node --import tsx bench/watch.ts --endpoints host:port[,host:port]   (an already running
  *        server: what `npm run bench -- watch` does; small sizes unless --full)
  *
@@ -46,7 +50,7 @@ const { values: args } = parseArgs({
     'endpoints': { type: 'string' }, 'watchers': { type: 'string' }, 'rate': { type: 'string' },
     'seconds': { type: 'string' }, 'samples': { type: 'string' }, 'only': { type: 'string' },
     'database-url': { type: 'string' }, 'quick': { type: 'boolean' }, 'full': { type: 'boolean' },
-    'keys': { type: 'string' },
+    'keys': { type: 'string' }, 'burst': { type: 'string' }, 'burst-writers': { type: 'string' },
     'help': { type: 'boolean', short: 'h' },
   },
   strict: false,
@@ -70,6 +74,8 @@ const SECONDS = num('seconds', 5, 2);
 const SAMPLES = num('samples', 300, 50);
 const FANOUT_ROUNDS = quick ? 3 : 5;
 const KEYS = num('keys', 0, 0);
+const BURST = num('burst', 10_000, 1000);
+const BURST_WRITERS = num('burst-writers', 50, 10);
 const WATCHERS_PER_STREAM = 100;
 
 const note = (m: string): void => { process.stderr.write(`watch-bench: ${m}\n`); };
@@ -175,6 +181,7 @@ interface Target {
 interface Figures {
   idleP50: number; idleP99: number; idleAckP50: number; idleAckP99: number;
   loadP50: number; loadP99: number; loadPutP50: number; loadPutP99: number; loadRate: number; loadEvents: number; loadMissing: number;
+  burstRate: number; burstP50: number; burstP99: number; burstMissing: number;
   fanAll: number; fanP50: number; fanP99: number;
   memPerWatch: number | undefined;
   /** Server RSS with KEYS keys stored and WATCHERS watchers open (bytes). */
@@ -268,6 +275,43 @@ async function loadLatency(t: Target, rate: number, seconds: number): Promise<{ 
   return { lat, putLat, achieved: seq / elapsed, missing: seq - lat.length };
 }
 
+/**
+ * A burst: n puts from `writers` closed-loop writers (each sends its next put when the last one
+ * is answered) over 10 connections; the latency from sending each put to its event at one
+ * prefix watcher.
+ */
+async function burstLatency(t: Target, n: number, writers: number): Promise<{ lat: number[]; rate: number; missing: number }> {
+  const prefix = `/wbench/${process.pid}/${runSeq++}/burst/`;
+  const conns = Array.from({ length: 10 }, () => connect(t.write));
+  const w = connect(t.watch);
+  const sent: number[] = new Array<number>(n);
+  const lat: number[] = [];
+  let allIn: () => void = () => undefined;
+  const all = new Promise<void>((resolve) => { allIn = resolve; });
+  const s = new Stream(w, (e, at) => {
+    const t0 = sent[Number(e.kv.value.toString())];
+    if (t0 === undefined) return;
+    lat.push(at - t0);
+    if (lat.length === n) allIn();
+  });
+  await s.watch([{ key: B(prefix), range_end: prefixEnd(prefix) }]);
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: writers }, async (_, i) => {
+    const c = conns[i % conns.length]!;
+    for (let j = next++; j < n; j = next++) {
+      sent[j] = performance.now();
+      await put(c, `${prefix}${j % 1000}`, String(j));
+    }
+  }));
+  const rate = n / ((performance.now() - start) / 1000);
+  await Promise.race([all, sleep(15_000)]);
+  s.close();
+  w.close();
+  for (const c of conns) c.close();
+  return { lat, rate, missing: n - lat.length };
+}
+
 /** RSS of a process in bytes (Linux). */
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -338,6 +382,11 @@ async function measure(t: Target, withFanOut: boolean): Promise<Partial<Figures>
     loadP50: median(load.lat), loadP99: pct(load.lat, 99), loadPutP50: median(load.putLat), loadPutP99: pct(load.putLat, 99),
     loadRate: load.achieved, loadEvents: load.lat.length, loadMissing: load.missing,
   });
+  if (BURST > 0) {
+    note(`${t.name}: burst of ${BURST} puts from ${BURST_WRITERS} writers`);
+    const b = await burstLatency(t, BURST, BURST_WRITERS);
+    Object.assign(f, { burstRate: b.rate, burstP50: median(b.lat), burstP99: pct(b.lat, 99), burstMissing: b.missing });
+  }
   return f;
 }
 
@@ -509,6 +558,10 @@ const ROWS: Array<[keyof Figures, string, (x: number) => string]> = [
   ['loadPutP50', 'load: put reply p50 (ms)', (x) => x.toFixed(2)],
   ['loadPutP99', 'load: put reply p99 (ms)', (x) => x.toFixed(2)],
   ['loadMissing', 'load: events missing', (x) => x.toFixed(0)],
+  ['burstRate', `burst of ${BURST} puts from ${BURST_WRITERS} writers: puts/s`, (x) => x.toFixed(0)],
+  ['burstP50', 'burst: put->event p50 (ms)', (x) => x.toFixed(2)],
+  ['burstP99', 'burst: put->event p99 (ms)', (x) => x.toFixed(2)],
+  ['burstMissing', 'burst: events missing', (x) => x.toFixed(0)],
   ['fanAll', `fan-out to ${WATCHERS}: all delivered (ms, median)`, (x) => x.toFixed(1)],
   ['fanP50', 'fan-out: per-watcher arrival p50 (ms)', (x) => x.toFixed(1)],
   ['fanP99', 'fan-out: per-watcher arrival p99 (ms)', (x) => x.toFixed(1)],
@@ -526,7 +579,7 @@ function report(results: Array<[string, Partial<Figures>]>): void {
   for (const [k, label, fmt] of ROWS) {
     const cells = results.map(([, f]) => (f[k] === undefined || Number.isNaN(f[k]) ? '-' : fmt(f[k]!)));
     if (cells.every((c) => c === '-')) continue;
-    const ratio = pg && etcd && pg[k] !== undefined && etcd[k] !== undefined && etcd[k] !== 0 && k !== 'loadMissing'
+    const ratio = pg && etcd && pg[k] !== undefined && etcd[k] !== undefined && etcd[k] !== 0 && k !== 'loadMissing' && k !== 'burstMissing'
       ? `${(pg[k]! / etcd[k]!).toFixed(2)}x` : '-';
     rows.push([label, ...cells, ...(pg && etcd ? [ratio] : [])]);
   }

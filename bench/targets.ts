@@ -163,7 +163,8 @@ export async function startPgetcd(o: PgetcdOptions): Promise<RunningTarget> {
       const db = i === 0 && dataDir
         ? ['--data-dir', dataDir, '--embedded-port', String(PORTS.embeddedPg)]
         : ['--endpoint', o.databaseUrl ?? targetToUrl(target)];
-      const nodeArgs = i === 0 && o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [];
+      const nodeArgs = [...(process.env.PGETCD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+        ...(i === 0 && o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
       const args = [...nodeArgs, path.join(ROOT, 'bin', 'pgetcd.js'), ...db,
         '--listen-client-urls', `http://127.0.0.1:${port}`, '--listen-metrics-urls', `http://127.0.0.1:${PORTS.pgetcdMetrics[i]}`,
         '--name', `bench${i + 1}`, ...o.extraArgs];

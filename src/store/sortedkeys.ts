@@ -8,7 +8,7 @@
 
 /** Up to this many pending changes are spliced in one by one; more are merged in one pass. */
 const SPLICE_MAX = 64;
-/** Pending changes are merged once they exceed this, or an eighth of the keys (amortized O(log m) each). */
+/** Pending changes are merged once they exceed both this and an eighth of the keys (amortized O(log m) each). */
 const PENDING_MIN = 1024;
 
 export class SortedKeys {

@@ -51,6 +51,12 @@ function entryOf(c: CacheChange): Buffer {
   });
 }
 
+/** A live key and its entry, as the key order holds it. */
+interface Slot {
+  readonly k: string;
+  e: Buffer;
+}
+
 function entrySize(k: string, e: Buffer): number {
   return e.length + k.length + PER_KEY_OVERHEAD;
 }
@@ -71,9 +77,10 @@ function entrySize(k: string, e: Buffer): number {
 export class HeadCache {
   /** Complete through this revision; -1 while not loaded. */
   revision = -1;
-  private entries = new Map<string, Buffer>();
-  /** The keys of `entries` in byte order (latin1 strings compare as their bytes). */
-  private readonly order = new SortedKeys();
+  /** Each live key's slot; a key keeps its slot while it lives, its entry replaced on each write. */
+  private entries = new Map<string, Slot>();
+  /** The slots of `entries` in key order (latin1 strings compare as their bytes). */
+  private readonly order = new SortedKeys<Slot>();
   private bytes = 0;
   private loading: Array<{ from: number; to: number; changes: CacheChange[]; gapless: boolean }> | undefined;
   /** Changes after `historyFrom`, in revision order: which keys changed after a past revision. */
@@ -115,8 +122,8 @@ export class HeadCache {
     if (this.loading) return;
     this.loading = [];
     try {
-      const entries = new Map<string, Buffer>();
-      const sorted: string[] = [];
+      const entries = new Map<string, Slot>();
+      const sorted: Slot[] = [];
       let bytes = 0;
       let revision = -1;
       let over = false;
@@ -129,8 +136,9 @@ export class HeadCache {
           if (r.key === null) continue;
           const k = r.key.toString('latin1');
           const e = entryOf({ ...r, key: r.key, deleted: false });
-          entries.set(k, e);
-          sorted.push(k);
+          const slot = { k, e };
+          entries.set(k, slot);
+          sorted.push(slot);
           bytes += entrySize(k, e);
         }
         if (bytes > this.maxBytes) {
@@ -178,13 +186,10 @@ export class HeadCache {
       if (gapless) this.drop();
       return false;
     }
-    // Keys whose presence may change: whether each was present before this batch.
-    const touched = new Map<string, boolean>();
     for (const c of changes) {
       if (c.mod_revision <= this.revision) continue;
-      this.apply(c, touched, before);
+      this.apply(c, before);
     }
-    this.reorder(touched);
     this.revision = to;
     if (this.bytes > this.maxBytes) {
       this.overflowAt = performance.now();
@@ -198,35 +203,31 @@ export class HeadCache {
 
   /** The key's entry now (mvccpb.KeyValue bytes, never modified: callers may keep views of it). */
   entry(k: string): Buffer | undefined {
-    return this.entries.get(k);
+    return this.entries.get(k)?.e;
   }
 
-  /** Applies one change to the entries; the key order is brought up to date by reorder(). */
-  private apply(c: CacheChange, touched: Map<string, boolean>, before: Map<string, Buffer | null> | undefined): void {
+  /** Applies one change to the entries and the key order. */
+  private apply(c: CacheChange, before: Map<string, Buffer | null> | undefined): void {
     const k = c.keyStr ?? c.key.toString('latin1');
-    const old = this.entries.get(k);
-    if (before && !before.has(k)) before.set(k, old ?? null);
-    if (old) this.bytes -= entrySize(k, old);
-    if (c.deleted || !old) {
-      if (!touched.has(k)) touched.set(k, old !== undefined);
-    }
+    const slot = this.entries.get(k);
+    if (before && !before.has(k)) before.set(k, slot?.e ?? null);
+    if (slot) this.bytes -= entrySize(k, slot.e);
     if (c.deleted) {
-      if (old) this.entries.delete(k);
+      if (slot) {
+        this.entries.delete(k);
+        this.order.remove(slot);
+      }
     } else {
       const e = entryOf(c);
-      this.entries.set(k, e);
+      if (slot) slot.e = e;
+      else {
+        const added = { k, e };
+        this.entries.set(k, added);
+        this.order.add(added);
+      }
       this.bytes += entrySize(k, e);
     }
     this.remember(c.mod_revision, k);
-  }
-
-  /** Tells the key order which keys came and went in a batch. */
-  private reorder(touched: Map<string, boolean>): void {
-    for (const [k, was] of touched) {
-      const now = this.entries.has(k);
-      if (now && !was) this.order.add(k);
-      else if (!now && was) this.order.remove(k);
-    }
   }
 
   private remember(revision: number, k: string): void {
@@ -333,13 +334,13 @@ export class HeadCache {
       const take = req.limit > 0 ? Math.min(count, req.limit) : count;
       const parts: Buffer[] = [];
       for (let i = lo; i < lo + take; i++) {
-        const e = this.entries.get(keys[i]!)!;
+        const e = keys[i]!.e;
         parts.push(req.keys_only ? withoutValue(e) : e);
       }
       return { header, packed: EMPTY, entries: parts, kvs: take, more: take < count, count };
     }
     const kvs: KeyValue[] = [];
-    for (let i = lo; i < hi; i++) kvs.push(decodeKeyValue(this.entries.get(keys[i]!)!));
+    for (let i = lo; i < hi; i++) kvs.push(decodeKeyValue(keys[i]!.e));
     const r = finishRange(req, kvs, revision);
     return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count };
   }
@@ -347,7 +348,7 @@ export class HeadCache {
   /** A Range of one key: its entry, without the key order. */
   private get(req: RangeRequest, revision: number): PackedRangeResponse {
     const header = { revision };
-    const e = this.entries.get(req.key.toString('latin1'));
+    const e = this.entries.get(req.key.toString('latin1'))?.e;
     if (req.count_only || !e) return { header, packed: EMPTY, kvs: 0, more: false, count: e ? 1 : 0 };
     if (this.keyOrderedUnfiltered(req)) return { header, packed: EMPTY, entries: [req.keys_only ? withoutValue(e) : e], kvs: 1, more: false, count: 1 };
     const r = finishRange(req, [decodeKeyValue(e)], revision);

@@ -323,10 +323,7 @@ export class HeadCache {
       if (req.revision < revision && this.changedAfter(req, req.revision)) return undefined;
     }
     this.counters.hits++;
-    if (isSingleKey(req.range_end)) return this.get(req, revision);
-    const keys = this.order.ordered();
-    const lo = this.order.lowerBound(req.key.toString('latin1'));
-    const hi = isFromKey(req.range_end) ? keys.length : this.order.lowerBound(req.range_end.toString('latin1'));
+    const [keys, lo, hi] = this.bounds(req);
     const count = Math.max(0, hi - lo);
     const header = { revision };
     if (req.count_only || count === 0) return { header, packed: EMPTY, kvs: 0, more: false, count };
@@ -345,14 +342,19 @@ export class HeadCache {
     return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count };
   }
 
-  /** A Range of one key: its entry, without the key order. */
-  private get(req: RangeRequest, revision: number): PackedRangeResponse {
-    const header = { revision };
-    const e = this.entries.get(req.key.toString('latin1'))?.e;
-    if (req.count_only || !e) return { header, packed: EMPTY, kvs: 0, more: false, count: e ? 1 : 0 };
-    if (this.keyOrderedUnfiltered(req)) return { header, packed: EMPTY, entries: [req.keys_only ? withoutValue(e) : e], kvs: 1, more: false, count: 1 };
-    const r = finishRange(req, [decodeKeyValue(e)], revision);
-    return { header, packed: EMPTY, entries: r.kvs.map(encodeKeyValue), kvs: r.kvs.length, more: r.more, count: 1 };
+  /**
+   * The request's slots: a list of slots and the range [lo, hi) of it that is the request's. A
+   * single key is its own slot, found without the key order.
+   */
+  private bounds(req: RangeRequest): [readonly Slot[], number, number] {
+    if (isSingleKey(req.range_end)) {
+      const slot = this.entries.get(req.key.toString('latin1'));
+      return slot ? [[slot], 0, 1] : [[], 0, 0];
+    }
+    const keys = this.order.ordered();
+    const lo = this.order.lowerBound(req.key.toString('latin1'));
+    const hi = isFromKey(req.range_end) ? keys.length : this.order.lowerBound(req.range_end.toString('latin1'));
+    return [keys, lo, hi];
   }
 
   private keyOrderedUnfiltered(req: RangeRequest): boolean {
